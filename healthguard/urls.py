@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from predictions import api, health
+
+router = SimpleRouter(trailing_slash=False)
+router.register("results", api.ResultViewSet, basename="result")
+
+urlpatterns = [
+    path("health", health.health, name="health"),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("api/predict", api.PredictView.as_view(), name="predict"),
+    path("api/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/auth/", include("rest_framework.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("django_prometheus.urls")),
+    path("", include("predictions.urls")),
+]
+
+handler400 = "predictions.errors.handler400"
+handler403 = "predictions.errors.handler403"
+handler404 = "predictions.errors.handler404"
+handler500 = "predictions.errors.handler500"

@@ -1,0 +1,127 @@
+"""DRF views: thin, they call services and selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, status, throttling, viewsets
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from predictions import selectors, services
+from predictions.errors import MissingImage
+from predictions.filters import PredictionFilter
+from predictions.models import Prediction
+from predictions.serializers import PredictionRequestSerializer, PredictionSerializer
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+            "required": ["code", "message", "details"],
+        }
+    },
+    "required": ["error"],
+}
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(response=_ERROR_SCHEMA, description=description)
+
+
+class PredictAnonThrottle(throttling.AnonRateThrottle):
+    scope = "predict_anon"
+
+
+class PredictUserThrottle(throttling.UserRateThrottle):
+    scope = "predict_user"
+
+
+def server_timing(timings: services.PredictionTimings) -> str:
+    return ", ".join(f"{name};dur={ms:.2f}" for name, ms in timings.stages.items())
+
+
+class PredictView(APIView):
+    """Analyse one inner-eyelid photo and return the anemia risk."""
+
+    permission_classes = [permissions.AllowAny]
+    parser_classes = [MultiPartParser]
+    throttle_classes = [PredictAnonThrottle, PredictUserThrottle]
+
+    @extend_schema(
+        operation_id="predict",
+        request={"multipart/form-data": PredictionRequestSerializer},
+        responses={
+            201: PredictionSerializer,
+            400: _error("Missing, empty, undecodable image or bad dimensions"),
+            413: _error("Image larger than 5 MB"),
+            415: _error("Not a PNG or JPEG"),
+            429: _error("Too many requests"),
+            503: _error("Database or model unavailable"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        images = request.FILES.getlist("image")
+        if len(images) != 1:
+            raise MissingImage(details={"image_fields_received": len(images)})
+        form = PredictionRequestSerializer(data={"image": images[0], **_site(request)})
+        form.is_valid(raise_exception=True)
+        timings = services.PredictionTimings()
+        prediction = services.prediction_create(
+            image_bytes=images[0].read(),
+            site=form.validated_data["site"],
+            owner=request.user,
+            request_id=getattr(request._request, "request_id", ""),
+            timings=timings,
+        )
+        if not request.user.is_authenticated:
+            selectors.session_remember(request.session, prediction.message_id)
+        response = Response(PredictionSerializer(prediction).data, status=status.HTTP_201_CREATED)
+        response["Server-Timing"] = server_timing(timings)
+        return response
+
+
+def _site(request: Request) -> dict[str, Any]:
+    site = request.data.get("site")
+    return {"site": site} if site not in (None, "") else {}
+
+
+@extend_schema(
+    responses={
+        200: PredictionSerializer,
+        401: _error("Not signed in"),
+        403: _error("Not allowed"),
+        404: _error("No such result visible to you"),
+    }
+)
+class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Stored results, newest first. Patients see their own; staff with the
+    `view_prediction` permission see all; an anonymous browser session may open the
+    results it created."""
+
+    serializer_class = PredictionSerializer
+    filterset_class = PredictionFilter
+    lookup_field = "message_id"
+    lookup_value_regex = r"pred_[A-Za-z0-9_-]{1,40}"
+
+    def get_permissions(self) -> list[permissions.BasePermission]:
+        if self.action == "retrieve":
+            return [permissions.AllowAny()]
+        return [permissions.IsAuthenticated()]
+
+    def get_queryset(self) -> QuerySet[Prediction]:
+        return selectors.prediction_list(
+            user=self.request.user,
+            session_message_ids=selectors.session_message_ids(self.request.session),
+        )

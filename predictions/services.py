@@ -1,0 +1,111 @@
+"""Writes: everything that creates or changes predictions goes through here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from ml.images import check_dimensions, decode_image, read_header
+from ml.risk import assess_risk
+from predictions.inference import model_get
+from predictions.models import Prediction
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SITE = "conjunctiva"
+
+
+@dataclass
+class PredictionTimings:
+    """Milliseconds spent in each stage; sent back in the Server-Timing header."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.stages[stage] = (now - started) * 1000
+        return now
+
+    @property
+    def total_ms(self) -> float:
+        return sum(self.stages.values())
+
+
+def message_id_new() -> str:
+    """`pred_` and 128 random bits: unguessable, so the id alone reveals nothing."""
+    return "pred_" + secrets.token_urlsafe(16)
+
+
+def owner_hash_for(user_id: int) -> str:
+    """Keyed HMAC of a user id: linkable across rows, but not reversible without the key."""
+    key = settings.OWNER_HASH_KEY.encode()
+    return hmac.new(key, str(user_id).encode(), hashlib.sha256).hexdigest()
+
+
+def prediction_create(
+    *,
+    image_bytes: bytes,
+    site: str = DEFAULT_SITE,
+    owner: AbstractBaseUser | AnonymousUser | None = None,
+    request_id: str = "",
+    timings: PredictionTimings | None = None,
+) -> Prediction:
+    """Analyse one image in memory and store the result (never the image).
+
+    Raises ml.images.ImageError for bad images and predictions.errors.ApiError for
+    unknown sites or an unloaded model; nothing is stored when anything fails.
+    """
+    timings = timings if timings is not None else PredictionTimings()
+    t = time.perf_counter()
+    model = model_get(site=site)
+    sha256 = hashlib.sha256(image_bytes).hexdigest()
+    header = read_header(image_bytes)
+    check_dimensions(header)
+    t = timings.add("read_hash", t)
+    image = decode_image(image_bytes, header)
+    t = timings.add("decode", t)
+    output = model.predict(image)
+    timings.stages["preprocess"] = output.timings_ms.get("preprocess", 0.0)
+    timings.stages["inference"] = output.timings_ms.get("inference", 0.0)
+    t = time.perf_counter()
+    risk = assess_risk(output.probability, card=model.card)
+
+    user = owner if owner is not None and owner.is_authenticated else None
+    prediction = Prediction.objects.create(
+        message_id=message_id_new(),
+        condition=model.card.condition,
+        site=site,
+        image_sha256=sha256,
+        risk_score=output.probability,
+        risk_level=risk.level.value,
+        confidence=risk.confidence,
+        recommendation=risk.recommendation,
+        segmentation=output.segmentation,
+        owner=user,
+        owner_hash=owner_hash_for(user.pk) if user is not None else "",
+        image_size_bytes=len(image_bytes),
+        image_width=header.width,
+        image_height=header.height,
+        processing_time_ms=round(timings.total_ms, 3),
+        model_version=output.model_version,
+        request_id=request_id,
+    )
+    timings.add("database", t)
+    logger.info(
+        "prediction stored",
+        extra={
+            "message_id": prediction.message_id,
+            "risk_level": prediction.risk_level,
+            "model_version": prediction.model_version,
+            "segmentation": prediction.segmentation,
+            "processing_time_ms": prediction.processing_time_ms,
+        },
+    )
+    return prediction

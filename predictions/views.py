@@ -1,0 +1,10 @@
+"""Patient pages (templates). The API in predictions/api.py does the analysis."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "predictions/home.html")
