@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 
-def test_live_answers_without_touching_the_database(client, django_assert_num_queries):
+def test_live_answers_without_touching_the_database(db, client, django_assert_num_queries):
     with django_assert_num_queries(0):
         response = client.get("/health/live")
     assert response.status_code == 200
