@@ -18,7 +18,6 @@ from predictions.filters import PredictionFilter
 from predictions.models import Prediction
 from predictions.serializers import PredictionRequestSerializer, PredictionSerializer
 
-
 _ERROR_SCHEMA = {
     "type": "object",
     "properties": {

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 class ApiError(exceptions.APIException):
     """An error with a stable machine-readable code and a human message."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
     default_detail = "The request is not valid."
 
@@ -138,8 +138,8 @@ def _drf_response(exc: exceptions.APIException, context: dict[str, Any]) -> Resp
         details: Any = {}
         if isinstance(exc, exceptions.ValidationError):
             details = exc.detail
-        elif isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            details = {"retry_after_seconds": int(exc.wait)}
+        elif isinstance(exc, exceptions.Throttled) and getattr(exc, "wait", None) is not None:
+            details = {"retry_after_seconds": int(exc.wait)}  # type: ignore[attr-defined]
         body = error_body(code, _message_from(exc.detail), details)
     response.data = body
     return response
@@ -197,7 +197,8 @@ _handler500 = _error_view(500, "internal_error", "An unexpected error occurred."
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
-    return _handler500(request)  # type: ignore[no-any-return]
+    response: HttpResponse = _handler500(request)
+    return response
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

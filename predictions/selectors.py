@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from predictions.models import Prediction
@@ -16,13 +16,13 @@ SESSION_MAX_RESULTS = 50
 VIEW_ALL_PERMISSION = "predictions.view_prediction"
 
 
-def can_view_all(user: AbstractBaseUser | AnonymousUser) -> bool:
+def can_view_all(user: User | AnonymousUser) -> bool:
     return bool(user.is_authenticated and user.has_perm(VIEW_ALL_PERMISSION))
 
 
 def prediction_list(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: User | AnonymousUser,
     session_message_ids: Iterable[str] = (),
 ) -> QuerySet[Prediction]:
     """Predictions this caller may see, newest first.

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from ml.images import check_dimensions, decode_image, read_header
 from ml.risk import assess_risk
@@ -53,7 +53,7 @@ def prediction_create(
     *,
     image_bytes: bytes,
     site: str = DEFAULT_SITE,
-    owner: AbstractBaseUser | AnonymousUser | None = None,
+    owner: User | AnonymousUser | None = None,
     request_id: str = "",
     timings: PredictionTimings | None = None,
 ) -> Prediction:
