@@ -64,10 +64,11 @@ def prediction_create(
     """
     timings = timings if timings is not None else PredictionTimings()
     t = time.perf_counter()
-    model = model_get(site=site)
-    sha256 = hashlib.sha256(image_bytes).hexdigest()
+    # Bad input is refused from the header alone, before anything else is looked at.
     header = read_header(image_bytes)
     check_dimensions(header)
+    model = model_get(site=site)
+    sha256 = hashlib.sha256(image_bytes).hexdigest()
     t = timings.add("read_hash", t)
     image = decode_image(image_bytes, header)
     t = timings.add("decode", t)
