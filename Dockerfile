@@ -1,0 +1,76 @@
+# HealthGuard Vision service image.
+#   docker build -t healthguard-vision .
+#   docker run --rm -p 8000:8000 -e SECRET_KEY=... -e DATABASE_URL=postgresql://... healthguard-vision
+# Configuration: environment variables only (see .env.example and deploy/README.md).
+
+# ---- builder: dependencies, static files, translations ------------------------------
+FROM python:3.11-slim AS builder
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+
+# gettext only for compilemessages; every runtime dependency ships as a wheel, so no
+# compiler is installed. Debian package versions follow the base image's release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gettext \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN python -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+RUN pip install --no-compile -r /tmp/requirements.txt
+
+WORKDIR /app
+COPY . .
+
+# Build-time settings only: nothing here ends up in the runtime environment.
+RUN SECRET_KEY=collectstatic-build-only DJANGO_SETTINGS_MODULE=healthguard.settings \
+        python manage.py collectstatic --noinput \
+    && if [ -d locale ]; then \
+        SECRET_KEY=compilemessages-build-only python manage.py compilemessages; \
+        find locale -name '*.po' -delete; \
+    fi
+
+# Leave the runtime only what it runs: pip/setuptools/wheel are never imported by the
+# service (the distutils .pth hook goes with setuptools); dependencies' test suites,
+# translation sources (.po; Django reads the compiled .mo) and type stubs are never
+# read. Then compile the bytecode once, here, so workers start fast without writing
+# into a tree their user cannot write to.
+RUN pip uninstall -y pip setuptools wheel \
+    && rm -f /opt/venv/lib/python3.11/site-packages/distutils-precedence.pth \
+    && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
+    && find /opt/venv -type f \( -name '*.po' -o -name '*.pyi' \) -delete \
+    && python -m compileall -q -j 0 /opt/venv/lib/python3.11/site-packages /app
+
+# ---- runtime ---------------------------------------------------------------------------
+FROM python:3.11-slim AS runtime
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH \
+    DJANGO_SETTINGS_MODULE=healthguard.settings \
+    HEALTHGUARD_MODEL_DIR=/app/model \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/healthguard-prometheus \
+    PORT=8000
+
+RUN groupadd --gid 10001 healthguard \
+    && useradd --uid 10001 --gid healthguard --no-create-home --no-log-init \
+        --home-dir /app --shell /usr/sbin/nologin healthguard
+
+# Code and venv stay owned by root: the service user can read them, not change them.
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /app /app
+WORKDIR /app
+
+USER 10001:10001
+EXPOSE 8000
+
+# Liveness only (the process answers); readiness (/health/ready) is for orchestrators.
+# deploy/probe.py sends the first ALLOWED_HOSTS entry as Host, so Django accepts it.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "deploy/probe.py", "/health/live"]
+
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "healthguard.wsgi:application"]
