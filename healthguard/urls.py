@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/auth/", include("rest_framework.urls")),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("predictions.urls")),
 ]
 
