@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "auditlog",
     "predictions",
+    "healthguard.apps.HealthguardConfig",
 ]
 
 MIDDLEWARE = [
@@ -54,6 +55,9 @@ MIDDLEWARE = [
     "healthguard.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # One log line and one healthguard_api_requests_total count per request (after
+    # WhiteNoise, so static files are neither); needs the request id set above.
+    "healthguard.request_log.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -103,6 +107,12 @@ if _default_db["ENGINE"] == "django.db.backends.postgresql":
     _default_db.setdefault("OPTIONS", {})["connect_timeout"] = env_int(
         "DB_CONNECT_TIMEOUT", 2, minimum=1
     )
+# django-prometheus's wrappers of the same backends: query, connection and error
+# counts per database in /metrics (django_db_*).
+_default_db["ENGINE"] = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}.get(_default_db["ENGINE"], _default_db["ENGINE"])
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -222,8 +232,11 @@ LOGGING = {
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            "rename_fields": {"asctime": "timestamp", "levelname": "level"},
+            # Extra fields passed to a log call (route, status, duration_ms...) are added
+            # as keys; "timestamp" is ISO 8601 in UTC.
+            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"levelname": "level"},
+            "timestamp": True,
             "static_fields": {"service": "healthguard-api"},
         },
         "text": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},

@@ -18,6 +18,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from healthguard import metrics
 from ml.images import ImageDimensionsError, ImageError, UndecodableImage, UnsupportedImageType
 
 logger = logging.getLogger(__name__)
@@ -142,12 +143,14 @@ def _drf_response(exc: exceptions.APIException, context: dict[str, Any]) -> Resp
             details = {"retry_after_seconds": int(exc.wait)}  # type: ignore[attr-defined]
         body = error_body(code, _message_from(exc.detail), details)
     response.data = body
+    metrics.api_error_record(context.get("request"), body["error"]["code"])
     return response
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF EXCEPTION_HANDLER: every exception leaves as the one error shape."""
     if isinstance(exc, ImageError):
+        metrics.api_error_record(context.get("request"), exc.code)
         return Response(
             error_body(exc.code, str(exc)), status=image_error_status(exc)
         )
@@ -169,6 +172,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, exceptions.APIException):
         return _drf_response(exc, context)
     logger.exception("unhandled error in API view")
+    metrics.api_error_record(context.get("request"), "internal_error")
     return Response(
         error_body("internal_error", "An unexpected error occurred. It has been logged."),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
@@ -182,6 +186,7 @@ def _wants_json(request: HttpRequest) -> bool:
 def _error_view(status_code: int, code: str, message: str, template: str) -> Any:
     def view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
         if _wants_json(request):
+            metrics.api_error_record(request, code)
             return JsonResponse(error_body(code, message), status=status_code)
         return render(request, template, {"message": message}, status=status_code)
 
@@ -203,6 +208,7 @@ def handler500(request: HttpRequest) -> HttpResponse:
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     if _wants_json(request):
+        metrics.api_error_record(request, "csrf_failed")
         return JsonResponse(
             error_body("csrf_failed", "The CSRF check failed. Reload the page and try again."),
             status=403,

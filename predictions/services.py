@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 
+from healthguard import metrics
 from ml.images import check_dimensions, decode_image, read_header
 from ml.risk import assess_risk
 from predictions.inference import model_get
@@ -99,6 +100,7 @@ def prediction_create(
         request_id=request_id,
     )
     timings.add("database", t)
+    metrics.prediction_record(prediction=prediction, seconds=timings.total_ms / 1000)
     logger.info(
         "prediction stored",
         extra={
