@@ -65,9 +65,8 @@ if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK):
     worker_tmp_dir = _SHM
 
 # Logging: Django logs one line per request (method, route, status, duration_ms,
-# request_id), so gunicorn's access log stays off (turn it on with
-# GUNICORN_CMD_ARGS="--access-logfile -"). gunicorn's own lines follow LOG_LEVEL and
-# LOG_FORMAT, with the same defaults as healthguard/settings.py.
+# request_id), so gunicorn's access log stays off. gunicorn's own lines follow
+# LOG_LEVEL and LOG_FORMAT, with the same defaults as healthguard/settings.py.
 _debug = env_bool("DEBUG", False)
 _log_level = env_choice(
     "LOG_LEVEL", "DEBUG" if _debug else "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -100,7 +99,9 @@ logconfig_dict: dict[str, Any] = {
     "root": {"level": _log_level, "handlers": []},
     "loggers": {
         "gunicorn.error": {"level": _log_level, "handlers": ["gunicorn"], "propagate": False},
-        "gunicorn.access": {"level": _log_level, "handlers": ["gunicorn"], "propagate": False},
+        # With a logging dict gunicorn would log each request too: keep that logger
+        # silent (its lines are INFO), Django's request log has the fields that matter.
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
     },
 }
 

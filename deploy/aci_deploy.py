@@ -16,7 +16,8 @@ Azure never shows back. In Azure Pipelines map them from a variable group in the
 `env:`; a secret that the group does not define arrives as the literal text
 "$(NAME)" and is skipped. Registry credentials: ACR_USERNAME / ACR_PASSWORD.
 
-Prints the service URL and, under Azure Pipelines, sets the output variable `appUrl`.
+Prints the service URL (PUBLIC_URL when set, else the container group's own http
+address) and, under Azure Pipelines, sets it as the output variable `appUrl`.
 --dry-run prints the file with every secret masked instead of deploying.
 """
 
@@ -169,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     group = container_group(args, dict(os.environ))
-    url = f"http://{args.dns_label}.{args.location}.azurecontainer.io:{PORT}"
+    # Behind a TLS front (Application Gateway, Front Door) users and smoke tests go
+    # through its https URL; otherwise straight to the container group's own name.
+    url = env_value("PUBLIC_URL", dict(os.environ)) or (
+        f"http://{args.dns_label}.{args.location}.azurecontainer.io:{PORT}"
+    )
     if args.dry_run:
         print(json.dumps(masked(group), indent=2))
         print(f"would deploy {args.image} as {args.name}: {url}", file=sys.stderr)

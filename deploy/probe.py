@@ -6,7 +6,8 @@
 Used by the image's HEALTHCHECK and by the Azure Container Instances liveness and
 readiness probes. Exits 0 when the server answers 200 within 4 seconds, else 1.
 Sends the first ALLOWED_HOSTS entry as the Host header, so that Django's host check
-accepts the probe whatever the public host name is.
+accepts the probe whatever the public host name is, and X-Forwarded-Proto: https, so
+that a service behind a TLS proxy does not redirect its own probe.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ def main(argv: list[str]) -> int:
     port = int(os.environ.get("PORT", "8000"))
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=4)
     try:
-        conn.request("GET", path, headers={"Host": probe_host(os.environ.get("ALLOWED_HOSTS", ""))})
+        headers = {
+            "Host": probe_host(os.environ.get("ALLOWED_HOSTS", "")),
+            # As the TLS-terminating proxy would say: with SECURE_SSL_REDIRECT and
+            # SECURE_PROXY_SSL_HEADER on, Django answers instead of redirecting.
+            "X-Forwarded-Proto": "https",
+        }
+        conn.request("GET", path, headers=headers)
         status = conn.getresponse().status
     except OSError as exc:
         print(f"probe {path}: {exc}", file=sys.stderr)
