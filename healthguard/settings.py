@@ -234,7 +234,7 @@ LOGGING = {
             "()": "pythonjsonlogger.json.JsonFormatter",
             # Extra fields passed to a log call (route, status, duration_ms...) are added
             # as keys; "timestamp" is ISO 8601 in UTC.
-            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "fmt": "%(levelname)s %(name)s %(process)d %(message)s %(request_id)s",
             "rename_fields": {"levelname": "level"},
             "timestamp": True,
             "static_fields": {"service": "healthguard-api"},
