@@ -252,3 +252,72 @@ def wait_until_listening(server: ServerProcess, timeout: float = 60) -> None:
             time.sleep(0.2)
     server.stop()
     raise AssertionError(f"server did not answer in {timeout}s:\n{server.log_text()[-4000:]}")
+
+
+# --- a plain HTTP client for the server subprocesses ----------------------------------
+
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    seconds: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 30,
+) -> HttpResult:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    started = time.perf_counter()
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    return HttpResult(
+        response.status,
+        {k.lower(): v for k, v in response.getheaders()},
+        data,
+        time.perf_counter() - started,
+    )
+
+
+def multipart_image(data: bytes, filename: str = "eyelid.png") -> tuple[bytes, str]:
+    boundary = "----healthguard-test-boundary-7d1f"
+    body = (
+        (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail(
+            "promtool is not installed (Debian: apt-get install -y prometheus); "
+            "CI installs it to lint the /metrics output"
+        )
+    return subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
