@@ -64,7 +64,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    # auditlog's middleware, reading the actor when each entry is written so that
+    # DRF token-authenticated users are recorded too (see predictions/audit.py).
+    "predictions.audit.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -172,6 +174,17 @@ HEALTHGUARD_MODEL_DIR = Path(env_str("HEALTHGUARD_MODEL_DIR", str(BASE_DIR / "mo
 OWNER_HASH_KEY = env_str("OWNER_HASH_KEY") or hashlib.sha256(
     b"healthguard-owner-hash:" + SECRET_KEY.encode()
 ).hexdigest()
+
+# Audit trail (django-auditlog, predictions/audit.py). The request id is the
+# correlation id. Each entry is chained by an HMAC under AUDITLOG_CHAIN_KEY: derived
+# from SECRET_KEY unless set, so set it explicitly before ever rotating SECRET_KEY
+# (verify_auditlog reports a changed key). Access logs are kept
+# AUDITLOG_RETENTION_DAYS (purge_auditlog; README "Audit trail" explains the default).
+AUDITLOG_CID_GETTER = "predictions.audit.current_cid"
+AUDITLOG_CHAIN_KEY = env_str("AUDITLOG_CHAIN_KEY") or hashlib.sha256(
+    b"healthguard-audit-chain:" + SECRET_KEY.encode()
+).hexdigest()
+AUDITLOG_RETENTION_DAYS = env_int("AUDITLOG_RETENTION_DAYS", 365, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from healthguard import metrics
-from predictions import api, health
+from predictions import api, audit_api, health
 
 router = SimpleRouter(trailing_slash=False)
 router.register("results", api.ResultViewSet, basename="result")
@@ -14,6 +14,7 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("api/predict", api.PredictView.as_view(), name="predict"),
+    path("api/audit/export", audit_api.AuditExportView.as_view(), name="audit-export"),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -12,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from predictions import selectors, services
+from predictions import audit, selectors, services
 from predictions.errors import MissingImage
 from predictions.filters import PredictionFilter
 from predictions.models import Prediction
@@ -127,3 +128,16 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             user=self.request.user,
             session_message_ids=selectors.session_message_ids(self.request.session),
         )
+
+    # Staff reads are audited (ACCESS entries): the page shown, or the one result opened.
+    def paginate_queryset(
+        self, queryset: QuerySet[Prediction] | Sequence[Prediction]
+    ) -> Sequence[Prediction] | None:
+        page = super().paginate_queryset(queryset)
+        audit.predictions_accessed(request=self.request, predictions=page or [], via="api")
+        return page
+
+    def get_object(self) -> Prediction:
+        prediction = super().get_object()
+        audit.predictions_accessed(request=self.request, predictions=[prediction], via="api")
+        return prediction

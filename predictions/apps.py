@@ -5,3 +5,8 @@ class PredictionsConfig(AppConfig):
     name = "predictions"
     verbose_name = "Predictions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from predictions import audit
+
+        audit.register()

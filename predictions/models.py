@@ -69,3 +69,56 @@ class Prediction(models.Model):
     def __str__(self) -> str:
         # No personal data: this lands in admin pages and audit logs.
         return self.message_id
+
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditChainState(models.Model):
+    """The head of the audit hash chain: a single row (pk=1).
+
+    Appending to the chain locks this row (SELECT ... FOR UPDATE), so concurrent
+    writers link their entries one after another and never to the same predecessor.
+    `base_*` describe where the retained chain starts once old links were purged
+    under the retention policy; `key_fingerprint` tells `verify_auditlog` whether the
+    HMAC key changed since the chain was started.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    head_seq = models.BigIntegerField(default=0)
+    head_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    base_seq = models.BigIntegerField(default=0)
+    base_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    key_fingerprint = models.CharField(max_length=16, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        default_permissions = ()
+        permissions = [("export_auditlog", "Can export the audit log")]
+
+    def __str__(self) -> str:
+        return f"audit chain head #{self.head_seq}"
+
+
+class AuditChainLink(models.Model):
+    """One link of the tamper-evident chain: the HMAC of one audit log entry's
+    content and of the previous link's hash.
+
+    `entry_id` is a plain integer, not a foreign key, on purpose: when an entry is
+    deleted behind the application's back its link stays behind as evidence. The
+    actor id is kept as written, so that an actor later set to NULL by the deletion
+    of a user account still verifies (and a NULL set by hand does not).
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    entry_id = models.BigIntegerField(unique=True)
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        default_permissions = ()
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"audit chain link #{self.seq}"

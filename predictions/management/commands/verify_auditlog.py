@@ -1,0 +1,42 @@
+"""Walk the audit hash chain and report the first broken link (exit 1 if any)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from predictions.audit import chain_verify
+
+
+class Command(BaseCommand):
+    help = (
+        "Verify the audit log's hash chain: every entry unchanged, none deleted or "
+        "inserted. Prints the head (seq and hash: keep it somewhere else to detect a "
+        "rewrite of the whole chain) and exits non-zero on the first broken link."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch-size", type=int, default=2000)
+        parser.add_argument(
+            "--grace-seconds",
+            type=int,
+            default=60,
+            help="Ignore entries younger than this that are not linked yet.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        report = chain_verify(
+            batch_size=options["batch_size"], grace_seconds=options["grace_seconds"]
+        )
+        if report.first_break is not None:
+            raise CommandError(
+                f"audit chain broken at {report.first_break} "
+                f"({report.checked} links verified before it)"
+            )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"audit chain OK: {report.checked} links verified; "
+                f"head #{report.head_seq} {report.head_hash}"
+            )
+        )
