@@ -35,5 +35,11 @@ typecheck: install
 check: install
 	SECRET_KEY=check $(PY) manage.py makemigrations --check --dry-run
 
+## make bench: gunicorn + PostgreSQL as production runs them, three workloads, prints tables
+## (BENCH_DATABASE_URL names a database the bench recreates; BENCH_ARGS e.g. --reps 1)
+bench: install
+	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/bench} \
+		$(PY) -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache
