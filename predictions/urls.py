@@ -5,6 +5,13 @@ from predictions import views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("analyse", views.analyse, name="analyse"),
+    path("results/<str:message_id>", views.result, name="result"),
+    path("history", views.history, name="history"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -1,10 +1,251 @@
-"""Patient pages (templates). The API in predictions/api.py does the analysis."""
+"""Patient pages (templates).
+
+The analysis itself is `predictions.services.prediction_create`, the same service the
+API calls; who may see a result is `predictions.selectors.prediction_list`. These views
+only translate between the two and the patient: every error is shown in words, in the
+patient's language, never as JSON.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http.multipartparser import MultiPartParserError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods
+
+from ml.images import ImageError
+from predictions import selectors, services
+from predictions.api import PredictAnonThrottle, PredictUserThrottle
+from predictions.errors import ApiError, UploadTooLarge, image_error_status
+from predictions.forms import PhotoForm
+from predictions.models import RiskLevel
+
+# Friendly, translated words for every error code the API and the service can produce
+# (and a few only the page's script meets). The script gets the same table, so both
+# paths say the same thing.
+ERROR_MESSAGES: dict[str, Promise] = {
+    "missing_image": _("Choose a photo first."),
+    "unsupported_media_type": _(
+        "This file is not a photo we can read. Choose a PNG or JPEG photo."
+    ),
+    "invalid_image": _(
+        "The photo could not be read: it may be damaged or incomplete. "
+        "Take or choose the photo again."
+    ),
+    "invalid_dimensions": _(
+        "The photo is too small or too large (in pixels) to analyse. "
+        "Take a new close-up photo with the phone's camera."
+    ),
+    "no_conjunctiva_found": _(
+        "The inner eyelid could not be found in this photo. Pull the lower eyelid down, "
+        "take the photo close up in daylight, or outline the inner eyelid yourself."
+    ),
+    "file_too_large": _("The photo is larger than 5 MB. Choose a smaller photo."),
+    "request_too_large": _("The photo is larger than 5 MB. Choose a smaller photo."),
+    "unknown_site": _("This kind of photo cannot be analysed here."),
+    "malformed_request": _("The photo did not arrive correctly. Please try again."),
+    "throttled": _(
+        "Too many photos were sent in a short time. Wait a minute, then try again."
+    ),
+    "service_unavailable": _(
+        "The service is busy or under maintenance. Please try again in a few minutes."
+    ),
+    "database_unavailable": _(
+        "The service is busy or under maintenance. Please try again in a few minutes."
+    ),
+    "model_unavailable": _(
+        "The service is busy or under maintenance. Please try again in a few minutes."
+    ),
+    "csrf_failed": _("This page has expired. Reload the page and try again."),
+    "internal_error": _("Something went wrong on our side. Please try again later."),
+    "network": _(
+        "The photo could not be sent. Check your internet connection and try again."
+    ),
+    "outline_too_small": _(
+        "Place at least 3 points around the edge of the inner eyelid, then try again."
+    ),
+    "default": _("Something went wrong. Please try again."),
+}
+
+# What the page's script needs to say while it works (errors come from ERROR_MESSAGES).
+SCRIPT_TEXT: dict[str, Promise] = {
+    "loading": _("Opening the photo…"),
+    "ready": _("Photo ready. Tap or click the edge of the inner eyelid to place points."),
+    "points": _("Points placed: %(count)s."),
+    "preparing": _("Preparing the outlined area…"),
+    "sending": _("Sending and analysing the photo. This can take a moment…"),
+    "done": _("Done. Opening your result…"),
+    "canvas_label": _(
+        "The chosen photo. Tap or click to place points around the inner eyelid; "
+        "drag a point to move it; drag elsewhere to move the photo."
+    ),
+}
+
+# ml/ stays free of Django and returns English; the page shows the translated text for
+# the level. The English text is the same as ml.risk.RECOMMENDATIONS (a test checks it).
+RECOMMENDATIONS: dict[str, Promise] = {
+    RiskLevel.LOW: _(
+        "No sign of anemia was found in this photo. This is a screening aid, not a diagnosis: "
+        "if the child is tired, pale, short of breath or unwell, see a clinician and ask for "
+        "a blood test."
+    ),
+    RiskLevel.MEDIUM: _(
+        "The result is uncertain. Get a blood test (haemoglobin) at a clinic or health centre "
+        "to know whether there is anemia."
+    ),
+    RiskLevel.HIGH: _(
+        "Signs of anemia were found. See a health professional soon for a blood test "
+        "(haemoglobin); only a blood test can confirm anemia."
+    ),
+}
+
+RISK_LABELS: dict[str, Promise] = {
+    RiskLevel.LOW: _("Low risk"),
+    RiskLevel.MEDIUM: _("Medium risk"),
+    RiskLevel.HIGH: _("High risk"),
+}
+
+# Same text as predictions.serializers.DISCLAIMER (a test checks it).
+DISCLAIMER = _(
+    "This is a screening aid, not a diagnosis. Only a blood test (haemoglobin) can "
+    "confirm or rule out anemia: talk to a health professional."
+)
+
+# The English messages predictions/errors.py gives the error templates, which show them
+# through {% translate message %}; listed here so makemessages keeps them in the catalog.
+ERROR_PAGE_MESSAGES = (
+    gettext_noop("The request could not be understood."),
+    gettext_noop("You do not have access to this."),
+    gettext_noop("Nothing was found at this address."),
+    gettext_noop("An unexpected error occurred."),
+    gettext_noop("Your session expired or the form was stale. Reload the page and try again."),
+)
+
+HISTORY_PAGE_SIZE = 20
 
 
+def error_message(code: str) -> str:
+    return str(ERROR_MESSAGES.get(code, ERROR_MESSAGES["default"]))
+
+
+def _script_config(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "predictUrl": reverse("predict"),
+        "resultUrl": reverse("result", kwargs={"message_id": "__id__"}),
+        "maxBytes": 5 * 1024 * 1024,
+        "messages": {code: str(text) for code, text in ERROR_MESSAGES.items()},
+        "text": {key: str(text) for key, text in SCRIPT_TEXT.items()},
+    }
+
+
+def _upload_page(
+    request: HttpRequest,
+    *,
+    form: PhotoForm | None = None,
+    error_code: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "form": form or PhotoForm(),
+        "error": error_message(error_code) if error_code else None,
+        "error_code": error_code,
+        "script_config": _script_config(request),
+    }
+    return render(request, "predictions/home.html", context, status=status)
+
+
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "predictions/home.html")
+    return _upload_page(request)
+
+
+@csrf_exempt  # CSRF is checked by _analyse, once the upload has been read within its limit
+@require_http_methods(["GET", "POST"])
+def analyse(request: HttpRequest) -> HttpResponseBase:
+    """The form without JavaScript: the whole photo, segmented by the server.
+
+    Reading the body here, before the CSRF check, lets an oversized upload get a page
+    that says so rather than a server error: the CSRF middleware would otherwise parse
+    the body first and the size limit would surface as an unhandled exception. Nothing
+    is changed before the CSRF check passes.
+    """
+    if request.method == "GET":
+        return redirect("home")
+    try:
+        request.FILES  # noqa: B018 - parses the multipart body within the size limit
+    except UploadTooLarge:
+        return _upload_page(request, error_code="file_too_large", status=413)
+    except RequestDataTooBig:
+        return _upload_page(request, error_code="request_too_large", status=413)
+    except (MultiPartParserError, SuspiciousOperation):
+        return _upload_page(request, error_code="malformed_request", status=400)
+    return _analyse(request)
+
+
+@csrf_protect
+def _analyse(request: HttpRequest) -> HttpResponseBase:
+    form = PhotoForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _upload_page(request, form=form, error_code="missing_image", status=400)
+    for throttle in (PredictAnonThrottle(), PredictUserThrottle()):
+        # The API's throttles, so the page is not a way around them.
+        if not throttle.allow_request(request, None):  # type: ignore[arg-type]
+            return _upload_page(request, error_code="throttled", status=429)
+    try:
+        prediction = services.prediction_create(
+            image_bytes=form.cleaned_data["image"].read(),
+            owner=request.user,
+            request_id=getattr(request, "request_id", ""),
+        )
+    except ImageError as exc:
+        return _upload_page(request, error_code=exc.code, status=image_error_status(exc))
+    except ApiError as exc:
+        return _upload_page(request, error_code=exc.default_code, status=exc.status_code)
+    if not request.user.is_authenticated:
+        selectors.session_remember(request.session, prediction.message_id)
+    return redirect("result", message_id=prediction.message_id)
+
+
+def _visible_predictions(request: HttpRequest) -> Any:
+    return selectors.prediction_list(
+        user=request.user,
+        session_message_ids=selectors.session_message_ids(request.session),
+    )
+
+
+@require_GET
+def result(request: HttpRequest, message_id: str) -> HttpResponse:
+    # A result the caller may not see is a 404, not a 403: the id reveals nothing.
+    prediction = get_object_or_404(_visible_predictions(request), message_id=message_id)
+    return render(
+        request,
+        "predictions/result.html",
+        {
+            "prediction": prediction,
+            "risk_label": RISK_LABELS[prediction.risk_level],
+            "recommendation": RECOMMENDATIONS[prediction.risk_level],
+            "confidence_percent": round(prediction.confidence * 100),
+            "disclaimer": DISCLAIMER,
+        },
+    )
+
+
+@require_GET
+def history(request: HttpRequest) -> HttpResponse:
+    """A signed-in patient's own results (staff included: this is not the audit view);
+    an anonymous browser's results of the current session."""
+    predictions = _visible_predictions(request)
+    if request.user.is_authenticated:
+        predictions = predictions.filter(owner_id=request.user.pk)
+    page = Paginator(predictions, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(p, RISK_LABELS[p.risk_level]) for p in page.object_list]
+    return render(request, "predictions/history.html", {"page": page, "rows": rows})

@@ -1,0 +1,77 @@
+"""English and French: the switcher, the negotiated language, complete translations."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.utils import translation
+
+from predictions import views
+from tests.pages.conftest import csrf_token_from, html_part, text_of
+
+pytestmark = pytest.mark.django_db
+
+
+def test_english_is_the_default(client):
+    response = client.get("/")
+
+    assert '<html lang="en">' in response.content.decode()
+    assert "Check a photo of the inner eyelid for signs of anemia" in text_of(response)
+
+
+def test_the_browser_language_is_used():
+    response = Client(headers={"accept-language": "fr-FR,fr;q=0.9"}).get("/")
+
+    assert '<html lang="fr">' in response.content.decode()
+    text = text_of(response)
+    assert "pas un diagnostic" in text
+    assert "prise de sang" in text
+
+
+def test_the_switcher_changes_the_language(client):
+    token = csrf_token_from(client)
+
+    response = client.post(
+        "/i18n/setlang/", {"language": "fr", "next": "/history", "csrfmiddlewaretoken": token}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/history"
+    assert '<html lang="fr">' in client.get("/").content.decode()
+
+
+def test_the_switcher_is_a_form_with_csrf_token(client):
+    html = client.get("/").content.decode()
+
+    form = html_part(r'<form class="language".*?</form>', html)
+    assert 'action="/i18n/setlang/"' in form
+    assert 'method="post"' in form
+    assert 'name="csrfmiddlewaretoken"' in form
+    assert 'name="language" value="fr"' in form
+
+
+def test_the_switcher_refuses_a_post_without_csrf_token(client):
+    client.get("/")
+
+    assert client.post("/i18n/setlang/", {"language": "fr"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "table",
+    [views.ERROR_MESSAGES, views.SCRIPT_TEXT, views.RECOMMENDATIONS, views.RISK_LABELS],
+    ids=["errors", "script", "recommendations", "labels"],
+)
+def test_every_message_has_a_french_translation(table):
+    for key, text in table.items():
+        with translation.override("en"):
+            english = str(text)
+        with translation.override("fr"):
+            french = str(text)
+        assert french != english, key
+
+
+def test_the_error_pages_messages_are_translated():
+    # predictions/errors.py hands these English messages to the error templates.
+    for english in views.ERROR_PAGE_MESSAGES:
+        with translation.override("fr"):
+            assert translation.gettext(english) != english, english
