@@ -69,7 +69,8 @@ def scrape(client: Any, token: str | None = None) -> str:
 
 
 def json_formatter() -> JsonFormatter:
-    conf = dict(settings.LOGGING["formatters"]["json"])
+    logging_conf: dict[str, Any] = settings.LOGGING
+    conf = dict(logging_conf["formatters"]["json"])
     conf.pop("()")
     return JsonFormatter(**conf)
 
@@ -281,7 +282,7 @@ def http(
     from urllib.parse import urlsplit
 
     parts = urlsplit(base_url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     started = time.perf_counter()
     try:
         conn.request(method, path, body=body, headers=headers or {})
