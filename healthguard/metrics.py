@@ -50,6 +50,11 @@ UPLOAD_REJECTION_CODES = frozenset(
         "invalid_image",
         "invalid_dimensions",
         "missing_image",
+        # Bodies that are not a multipart upload at all, or whose framing is broken
+        # (wrong content type, 10,000 parts, no boundary), and scanner findings.
+        "unsupported_content_type",
+        "malformed_request",
+        "malware_detected",
     }
 )
 

@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -54,6 +55,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "healthguard.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # One log line and one healthguard_api_requests_total count per request (after
     # WhiteNoise, so static files are neither); needs the request id set above.
@@ -64,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "healthguard.login_throttle.LoginThrottleMiddleware",
     # auditlog's middleware, reading the actor when each entry is written so that
     # DRF token-authenticated users are recorded too (see predictions/audit.py).
     "predictions.audit.AuditActorMiddleware",
@@ -204,6 +207,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "predict_anon": env_str("THROTTLE_ANON_PREDICT", "30/minute"),
         "predict_user": env_str("THROTTLE_USER_PREDICT", "120/minute"),
+        # Sign-in attempts (POSTs) per client address (healthguard/login_throttle.py).
+        "login": env_str("THROTTLE_LOGIN", "10/minute"),
     },
 }
 
@@ -223,6 +228,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Pages send the token from the form field ({% csrf_token %}), never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
@@ -232,7 +239,51 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Content-Security-Policy (django-csp): everything from this origin only, no inline
+# script or style, no plugins, never framed. The patient pages pass it
+# (tests/security/test_headers.py). The Swagger UI at /api/docs/ loads its assets from a
+# CDN with an inline bootstrap script, so it is left out rather than weakening the rest.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/docs/"],
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "blob:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+
+# CORS: only the API, only for the origins in CORS_ALLOWED_ORIGINS, never with cookies.
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = False
+
+# DEBUG shows settings and stack traces to whoever asks: it may only ever answer to
+# local host names, so a production ALLOWED_HOSTS with DEBUG=1 stops the process.
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1", "testserver"}
+_public_hosts = [h for h in ALLOWED_HOSTS if h not in _LOCAL_HOSTS and not h.endswith(".localhost")]
+if DEBUG and _public_hosts:
+    raise ImproperlyConfigured(
+        f"DEBUG must be off on a server: ALLOWED_HOSTS names {', '.join(_public_hosts)}"
+    )
+
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+# Optional malware scan of every upload by clamd (predictions/malware.py): a unix socket
+# path, or host:port. Unset: no scan (the appended-payload check always runs).
+CLAMD_ADDRESS = env_str("CLAMD_ADDRESS").strip()
+if CLAMD_ADDRESS and not CLAMD_ADDRESS.startswith("/"):
+    _clamd_port = CLAMD_ADDRESS.rpartition(":")[2]
+    if not _clamd_port.isdigit() or not 0 < int(_clamd_port) < 65536:
+        raise ImproperlyConfigured(
+            f"CLAMD_ADDRESS must be a unix socket path or host:port, got {CLAMD_ADDRESS!r}"
+        )
+CLAMD_TIMEOUT = env_int("CLAMD_TIMEOUT", 10, minimum=1, maximum=300)
 
 LOG_LEVEL = env_choice(
     "LOG_LEVEL", "DEBUG" if DEBUG else "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -84,6 +84,17 @@ class ModelUnavailable(ServiceUnavailable):
     default_detail = "The analysis model is not loaded. Please try again shortly."
 
 
+class MalwareDetected(ApiError):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "malware_detected"
+    default_detail = "The malware scanner flagged this file, so it was not analysed."
+
+
+class ScannerUnavailable(ServiceUnavailable):
+    default_code = "scanner_unavailable"
+    default_detail = "The malware scanner cannot be reached. Please try again shortly."
+
+
 _IMAGE_ERROR_STATUS: dict[type[ImageError], int] = {
     UnsupportedImageType: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     UndecodableImage: status.HTTP_400_BAD_REQUEST,

@@ -16,6 +16,9 @@ class PredictionRequestSerializer(serializers.Serializer[Any]):
     """The multipart body of POST /api/predict (used for the schema and the form)."""
 
     image = serializers.FileField(
+        # An empty file is judged with every other bad image (ml.images.read_header), so
+        # it gets the same `invalid_image` code and is counted as a refused upload.
+        allow_empty_file=True,
         help_text="A PNG or JPEG photo of the inner eyelid, at most 5 MB. A PNG whose alpha "
         "channel outlines the inner eyelid is used as the mask; otherwise the service "
         "segments the image itself."

@@ -15,6 +15,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from healthguard import metrics
 from ml.images import check_dimensions, decode_image, read_header
 from ml.risk import assess_risk
+from predictions import malware
 from predictions.inference import model_get
 from predictions.models import Prediction
 
@@ -68,6 +69,7 @@ def prediction_create(
     # Bad input is refused from the header alone, before anything else is looked at.
     header = read_header(image_bytes)
     check_dimensions(header)
+    malware.upload_screen(data=image_bytes, header=header)
     model = model_get(site=site)
     sha256 = hashlib.sha256(image_bytes).hexdigest()
     t = timings.add("read_hash", t)
