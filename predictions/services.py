@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import transaction
 
 from healthguard import metrics
 from ml.images import check_dimensions, decode_image, read_header
@@ -82,25 +83,29 @@ def prediction_create(
     risk = assess_risk(output.probability, card=model.card)
 
     user = owner if owner is not None and owner.is_authenticated else None
-    prediction = Prediction.objects.create(
-        message_id=message_id_new(),
-        condition=model.card.condition,
-        site=site,
-        image_sha256=sha256,
-        risk_score=output.probability,
-        risk_level=risk.level.value,
-        confidence=risk.confidence,
-        recommendation=risk.recommendation,
-        segmentation=output.segmentation,
-        owner=user,
-        owner_hash=owner_hash_for(user.pk) if user is not None else "",
-        image_size_bytes=len(image_bytes),
-        image_width=header.width,
-        image_height=header.height,
-        processing_time_ms=round(timings.total_ms, 3),
-        model_version=output.model_version,
-        request_id=request_id,
-    )
+    # One transaction for the row and its audit entry (auditlog's post_save receiver and
+    # the hash chain join it): both are stored or neither, and the request waits for one
+    # commit (one WAL flush) instead of three.
+    with transaction.atomic():
+        prediction = Prediction.objects.create(
+            message_id=message_id_new(),
+            condition=model.card.condition,
+            site=site,
+            image_sha256=sha256,
+            risk_score=output.probability,
+            risk_level=risk.level.value,
+            confidence=risk.confidence,
+            recommendation=risk.recommendation,
+            segmentation=output.segmentation,
+            owner=user,
+            owner_hash=owner_hash_for(user.pk) if user is not None else "",
+            image_size_bytes=len(image_bytes),
+            image_width=header.width,
+            image_height=header.height,
+            processing_time_ms=round(timings.total_ms, 3),
+            model_version=output.model_version,
+            request_id=request_id,
+        )
     timings.add("database", t)
     metrics.prediction_record(prediction=prediction, seconds=timings.total_ms / 1000)
     logger.info(
