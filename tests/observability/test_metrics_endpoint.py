@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
 import healthguard.metrics
-from tests.observability.conftest import parse_metrics, sample_value
+from tests.observability.conftest import parse_metrics, promtool_check, sample_value
 
 TOKEN = "s3cret-scrape-token-for-tests"
 
@@ -115,3 +115,11 @@ def test_in_multiprocess_mode_it_adds_up_the_samples_other_processes_wrote(
     text = client.get("/metrics").content.decode()
     labels = {"condition": "anemia", "risk_level": "high", "model_version": "multiprocess-test"}
     assert sample_value(text, "healthguard_predictions_total", **labels) == 6
+
+
+@pytest.mark.django_db
+def test_the_scrape_passes_promtool_lint(client, settings, api_client):
+    settings.METRICS_TOKEN = ""
+    api_client.get("/api/results")  # an error and a request sample at least
+    result = promtool_check(client.get("/metrics").content.decode())
+    assert result.returncode == 0, result.stdout + result.stderr
