@@ -315,6 +315,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # 4xx are logged once, by healthguard.requests (route, status, duration, no raw
+        # path); Django still logs 5xx here, with the traceback.
+        "django.request": {"level": "ERROR"},
     },
 }
 CSRF_FAILURE_VIEW = "predictions.errors.csrf_failure"

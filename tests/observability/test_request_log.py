@@ -163,3 +163,10 @@ def test_log_level_warning_keeps_only_failed_requests():
     lines = run_with({"LOG_FORMAT": "json", "LOG_LEVEL": "WARNING"})
     requests = [json.loads(x) for x in lines if "healthguard.requests" in x]
     assert [(r["route"], r["level"]) for r in requests] == [("unmatched", "WARNING")]
+
+
+def test_a_client_error_is_logged_once_without_its_raw_path(client, json_logs):
+    client.get("/api/results/pred_capability00000000", HTTP_X_REQUEST_ID="one-line-0001")
+    lines = [line for line in json_logs.lines() if line["level"] != "DEBUG"]
+    assert [(line["name"], line["status"]) for line in lines] == [("healthguard.requests", 404)]
+    assert "pred_capability" not in json_logs.stream.getvalue()
