@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from auditlog.models import LogEntry
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from predictions.models import Prediction
@@ -28,7 +29,11 @@ def test_a_sane_request_id_goes_round_trip(api_client, json_logs, real_crop_byte
     assert response.status_code == 201, response.content
     assert response["X-Request-ID"] == request_id
     assert response.json()["request_id"] == request_id
-    assert Prediction.objects.get(message_id=response.json()["message_id"]).request_id == request_id
+    prediction = Prediction.objects.get(message_id=response.json()["message_id"])
+    assert prediction.request_id == request_id
+    # The audit trail's correlation id is the same id.
+    entries = LogEntry.objects.get_for_object(prediction)
+    assert entries.exists() and {e.cid for e in entries} == {request_id}
     lines = json_logs.lines()
     names = {line["name"] for line in lines}
     assert {"healthguard.requests", "predictions.services"} <= names
