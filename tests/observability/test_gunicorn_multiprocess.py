@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import conjunctiva_images
 from tests.observability.conftest import (
+    REPO_ROOT,
     ServerProcess,
     free_port,
     gunicorn_start,
@@ -190,3 +191,22 @@ def test_every_django_log_line_is_json_with_a_request_id(server):
     assert {line["name"] for line in parsed} >= {"healthguard.requests"}
     [request_line] = [line for line in parsed if line["name"] == "healthguard.requests"]
     assert (request_line["route"], request_line["status"]) == ("unmatched", 404)
+
+
+def test_the_gunicorn_config_marks_dead_workers_for_prometheus(monkeypatch, tmp_path):
+    import importlib.util
+    from types import SimpleNamespace
+
+    from prometheus_client import multiprocess
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", REPO_ROOT / "gunicorn.conf.py")
+    assert spec is not None and spec.loader is not None
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    marked = []
+    monkeypatch.setattr(
+        multiprocess, "mark_process_dead", lambda pid, path=None: marked.append(pid)
+    )
+    conf.child_exit(SimpleNamespace(), SimpleNamespace(pid=4242))
+    assert marked == [4242]
