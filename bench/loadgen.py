@@ -140,13 +140,16 @@ def drive(
                 samples.extend(mine)
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join(duration + REQUEST_TIMEOUT_S + 5)
     elapsed = time.perf_counter() - started
-    return summarize(samples, elapsed)
+    result = summarize(samples, elapsed)
+    # The generator shares the machine with the server: say how much of it it took.
+    result["client_cpu_share"] = (time.process_time() - cpu_started) / elapsed if elapsed else 0.0
+    return result
 
 
 def summarize(samples: list[Sample], elapsed: float) -> dict[str, Any]:

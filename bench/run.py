@@ -223,6 +223,19 @@ class Server:
             "pss": max(pss, default=0.0),
         }
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the workers have used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.worker_pids():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
     def restarted_workers(self) -> int:
         return len(self.initial_workers - set(self.worker_pids()))
 
@@ -462,6 +475,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cpu_per_request(cpu_seconds: float, result: dict[str, Any]) -> float:
+    """Worker CPU milliseconds per answered request (the machine's real price of one)."""
+    answered = int(result["ok"]) + int(result["rejected"])
+    return cpu_seconds * 1000.0 / answered if answered else float("nan")
+
+
 def measure(
     args: argparse.Namespace, loadgen: LoadGenerator, servers: list[Server], service: Server,
     naive: Server, scale: list[Server], concurrencies: list[int], database_url: str,
@@ -495,14 +514,20 @@ def measure(
                 # Service and naive pipeline back to back: the ratio sees the same machine.
                 for server in (service, naive):
                     if server in servers:
+                        cpu_before = server.cpu_seconds()
                         result = loadgen.run(workload, [server.port], conc, args.duration,
                                              args.max_requests)
+                        result["server_cpu_ms"] = cpu_per_request(
+                            server.cpu_seconds() - cpu_before, result)
                         record(server.name, workload, conc, result)
             if scale[0] in servers:
                 counted_before = [s.predictions_counted() for s in scale]
                 rows_before = prediction_rows(database_url)
+                cpu_before = sum(s.cpu_seconds() for s in scale)
                 result = loadgen.run(workload, [s.port for s in scale], width, args.duration,
                                      args.max_requests)
+                result["server_cpu_ms"] = cpu_per_request(
+                    sum(s.cpu_seconds() for s in scale) - cpu_before, result)
                 counted_after = [s.predictions_counted() for s in scale]
                 rows_after = prediction_rows(database_url)
                 record("scale-out", workload, width, result)
@@ -542,8 +567,8 @@ def _scenarios(report: dict[str, Any]) -> dict[tuple[str, str, int], Scenario]:
 
 def latency_table(rows: list[Scenario], uploads: dict[str, Any]) -> list[str]:
     head = ("| workload | conc | p50 ms | p95 ms | p99 ms | req/s | errors | 4xx | read+hash "
-            "| decode | preprocess | inference | database | outside |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| decode | preprocess | inference | database | outside | CPU ms/req | client CPU |")
+    lines = [head, "|---|" + "---:|" * 15]
     for s in rows:
         size = uploads.get(s.workload, {}).get("mean_bytes", 0)
         label = f"{s.workload} ({size / 1e6:.2f} MB)" if size >= 1e6 else (
@@ -553,7 +578,9 @@ def latency_table(rows: list[Scenario], uploads: dict[str, Any]) -> list[str]:
             f"| {label} | {s.concurrency} | {_fmt(s.median('latency_ms', 'p50'))} "
             f"| {_fmt(s.median('latency_ms', 'p95'))} | {_fmt(s.median('latency_ms', 'p99'))} "
             f"| {_fmt(s.median('rps'))} | {s.errors}/{s.requests} | {s.rejected} | {stages} "
-            f"| {_fmt(s.median('server_ms', 'outside'), 2)} |"
+            f"| {_fmt(s.median('server_ms', 'outside'), 2)} "
+            f"| {_fmt(s.median('server_cpu_ms'))} "
+            f"| {_fmt(100 * s.median('client_cpu_share'), 0)}% |"
         )
     return lines
 
@@ -568,7 +595,10 @@ def print_report(report: dict[str, Any], args: argparse.Namespace, workers: int)
     out.append("")
     out.append("Latency is measured by the client over HTTP; the stage columns are the "
                "server's Server-Timing medians (ms); 'outside' is client latency minus those "
-               "stages (HTTP, multipart parsing, Django, DRF, session, audit).")
+               "stages (HTTP, multipart parsing, Django, DRF, session, audit). 'CPU ms/req' is "
+               "the workers' user+system CPU per answered request (from /proc: the price of a "
+               "request, much less sensitive to other load than latency; CPUs x 1000 / it is "
+               "the ceiling in req/s); 'client CPU' is the load generator's share of one CPU.")
     out.append("")
     out.append("### The service")
     out.append("")
@@ -580,22 +610,29 @@ def print_report(report: dict[str, Any], args: argparse.Namespace, workers: int)
     if naive_rows:
         naive_rows.sort(key=lambda s: (WORKLOADS.index(s.workload), s.concurrency))
         out += ["", "### Naive pipeline (full-resolution decode, fresh interpreter per request, "
-                "a new database connection per request), same run", ""]
+                "a new database connection per request), same run", "",
+                "The fresh interpreter is built where the service looks the model up, inside "
+                "its read+hash stage; the new connection is opened inside the database stage.",
+                ""]
         out.extend(latency_table(naive_rows, uploads))
         out += ["", "### Gain, measured side by side", "",
                 "| workload | conc | naive p50 ms | service p50 ms | p50 speed-up | naive req/s "
-                "| service req/s | throughput gain |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                "| service req/s | throughput gain | naive CPU ms/req | service CPU ms/req "
+                "| CPU gain |",
+                "|---|" + "---:|" * 10]
         for n in naive_rows:
             s = scen.get(("service", n.workload, n.concurrency))
             if s is None:
                 continue
             np50, sp50 = n.median("latency_ms", "p50"), s.median("latency_ms", "p50")
             nrps, srps = n.median("rps"), s.median("rps")
+            ncpu, scpu = n.median("server_cpu_ms"), s.median("server_cpu_ms")
             out.append(
                 f"| {n.workload} | {n.concurrency} | {_fmt(np50)} | {_fmt(sp50)} "
                 f"| {_fmt(np50 / sp50 if sp50 else float('nan'), 2)}x | {_fmt(nrps)} "
-                f"| {_fmt(srps)} | {_fmt(srps / nrps if nrps else float('nan'), 2)}x |"
+                f"| {_fmt(srps)} | {_fmt(srps / nrps if nrps else float('nan'), 2)}x "
+                f"| {_fmt(ncpu)} | {_fmt(scpu)} "
+                f"| {_fmt(ncpu / scpu if scpu else float('nan'), 2)}x |"
             )
 
     scale_rows = [scen[k] for k in scen if k[0] == "scale-out"]
@@ -603,9 +640,10 @@ def print_report(report: dict[str, Any], args: argparse.Namespace, workers: int)
         half = max(1, workers // 2)
         out += ["", f"### Scale-out: two independent instances ({half} worker(s) each) on one "
                 "PostgreSQL, driven round-robin", ""]
-        out += ["| workload | conc | p50 ms | p95 ms | req/s | errors | 4xx | one instance, "
-                f"{workers} workers: req/s | client 201s | /metrics a + b | new DB rows |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        out += ["| workload | conc | p50 ms | p95 ms | req/s | CPU ms/req | errors | 4xx "
+                f"| one instance, {workers} workers: req/s | client 201s | /metrics a + b "
+                "| new DB rows |",
+                "|---|" + "---:|" * 11]
         checks = report.get("scale_checks", [])
         for s in sorted(scale_rows, key=lambda s: WORKLOADS.index(s.workload)):
             mine = [c for c in checks if c["workload"] == s.workload]
@@ -617,7 +655,7 @@ def print_report(report: dict[str, Any], args: argparse.Namespace, workers: int)
             out.append(
                 f"| {s.workload} | {s.concurrency} | {_fmt(s.median('latency_ms', 'p50'))} "
                 f"| {_fmt(s.median('latency_ms', 'p95'))} | {_fmt(s.median('rps'))} "
-                f"| {s.errors}/{s.requests} | {s.rejected} "
+                f"| {_fmt(s.median('server_cpu_ms'))} | {s.errors}/{s.requests} | {s.rejected} "
                 f"| {_fmt(same.median('rps')) if same else '-'} "
                 f"| {sent} | {per[0]} + {per[1]} = {sum(per)} | {rows_new} ({verdict}) |"
             )
