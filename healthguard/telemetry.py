@@ -20,6 +20,8 @@ from healthguard.request_id import RequestIdLogFilter
 
 CONNECTION_STRING_VARIABLE = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 SPAN_REQUEST_ID_ATTRIBUTE = "request_id"
+# Regular expressions (comma separated) of URLs the Django instrumentation skips.
+PROBE_URLS = "health/live,health/ready,metrics"
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ def telemetry_configure(*, environ: Mapping[str, str] | None = None) -> bool:
     connection_string = source.get(CONNECTION_STRING_VARIABLE, "").strip()
     if not connection_string or _enabled:
         return _enabled
+    # Probes and scrapes come every few seconds from machines: not worth a trace each
+    # (ingestion is billed). Operators can override the list.
+    os.environ.setdefault("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", PROBE_URLS)
     # Imported here: without a connection string the distro (and its instrumentations)
     # never loads.
     from azure.monitor.opentelemetry import configure_azure_monitor

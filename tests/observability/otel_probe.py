@@ -75,7 +75,8 @@ def main() -> None:
         provider: Any = trace.get_tracer_provider()  # the SDK's, set by the distro
         memory = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(memory))
-        Client().get("/health/live", HTTP_X_REQUEST_ID="otel-request-0001")
+        Client().get("/health/live", HTTP_X_REQUEST_ID="otel-request-0000")
+        Client().get("/api/results", HTTP_X_REQUEST_ID="otel-request-0001")
         result["spans"] = [
             {"name": s.name, "attributes": dict(s.attributes or {})}
             for s in memory.get_finished_spans()
