@@ -274,3 +274,58 @@ def test_a_greyscale_image_with_its_outline_is_analysed(client, real_crop_bytes)
     )
     assert response.status_code == 201, response.content
     assert response.json()["segmentation"] == "provided"
+
+
+# --- what may and may not follow the end of an image ----------------------------------
+
+
+def _junk(size: int) -> bytes:
+    # Like the leftover tail of a file rewritten in place (22 CP-AnemiC crops have one).
+    return np.random.default_rng(9).integers(1, 255, size, dtype=np.uint8).tobytes()
+
+
+@pytest.mark.parametrize(
+    "trailer",
+    [
+        pytest.param(_junk(700), id="leftover-bytes"),
+        pytest.param(b"\x00" * 4096, id="zero-padding"),
+    ],
+)
+def test_harmless_bytes_after_a_png_are_allowed(client, real_crop_bytes, trailer):
+    response = post_parts(client, [image_part(real_crop_bytes + trailer, b"a.png", b"image/png")])
+    assert response.status_code == 201, response.content
+
+
+def test_a_second_jpeg_after_the_first_is_allowed(client, real_jpeg, pixels):
+    # Ultra HDR and MPF photos append a gain map or preview JPEG after the main image.
+    gain_map = hostile.encode(".jpg", cv2.resize(pixels, (64, 64)), 1, 80)
+    response = post_parts(client, [image_part(real_jpeg + gain_map)])
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(lambda: hostile.zip_of("x.html", hostile.HTML), id="zip"),
+        pytest.param(lambda: hostile.PDF, id="pdf"),
+        pytest.param(lambda: b"\n<SCRIPT>alert(1)</SCRIPT>", id="script"),
+        pytest.param(lambda: b"<?php system($_GET['c']); ?>", id="php"),
+        pytest.param(lambda: b"MZ\x90\x00" + b"\x00" * 60, id="pe-executable"),
+        pytest.param(lambda: b"\x7fELF\x02\x01\x01" + b"\x00" * 57, id="elf-executable"),
+    ],
+)
+def test_a_file_hidden_after_a_png_is_refused(client, real_crop_bytes, payload, rejection_counter):
+    data = real_crop_bytes + _junk(100) + payload()
+    response = post_parts(client, [image_part(data, b"a.png", b"image/png")])
+    assert_refused(response, 415, "unsupported_media_type")
+    assert rejection_counter() == 1
+
+
+def test_a_zip_hidden_after_a_second_jpeg_is_refused(client, real_jpeg):
+    data = real_jpeg + real_jpeg + hostile.zip_of("x.txt", b"hidden")
+    assert_refused(post_parts(client, [image_part(data)]), 415, "unsupported_media_type")
+
+
+def test_a_png_without_its_end_chunk_is_truncated(client, real_crop_bytes):
+    data = real_crop_bytes[: real_crop_bytes.rindex(b"IEND") - 4]
+    assert_refused(post_parts(client, [image_part(data, b"a.png")]), 400, "invalid_image")
