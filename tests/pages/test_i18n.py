@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import gettext
+from pathlib import Path
+
 import pytest
 from django.test import Client
 from django.utils import translation
@@ -10,6 +14,7 @@ from predictions import views
 from tests.pages.conftest import csrf_token_from, html_part, text_of
 
 pytestmark = pytest.mark.django_db
+LOCALE = Path(__file__).resolve().parents[2] / "locale" / "fr" / "LC_MESSAGES"
 
 
 def test_english_is_the_default(client):
@@ -75,3 +80,41 @@ def test_the_error_pages_messages_are_translated():
     for english in views.ERROR_PAGE_MESSAGES:
         with translation.override("fr"):
             assert translation.gettext(english) != english, english
+
+
+def _po_entries(path: Path) -> dict[str, tuple[str, bool]]:
+    """msgid -> (msgstr, fuzzy) for a .po file (enough of the format for ours)."""
+    entries: dict[str, tuple[str, bool]] = {}
+    key: str | None = None
+    current: list[str] = []
+    fuzzy = pending_fuzzy = False
+    msgid = ""
+    for line in [*path.read_text(encoding="utf-8").splitlines(), ""]:
+        if line.startswith("#,"):
+            pending_fuzzy = "fuzzy" in line
+        elif line.startswith(("msgid ", "msgstr ")):
+            if key == "msgid":
+                msgid = "".join(current)
+            key, rest = line.split(" ", 1)
+            current = [ast.literal_eval(rest)]
+            if key == "msgid":
+                fuzzy, pending_fuzzy = pending_fuzzy, False
+        elif line.startswith('"'):
+            current.append(ast.literal_eval(line))
+        elif key == "msgstr":
+            if msgid:
+                entries[msgid] = ("".join(current), fuzzy)
+            key = None
+    return entries
+
+
+def test_the_french_catalog_is_complete_and_compiled():
+    # The .mo is committed (make run needs no gettext): it must match the .po.
+    po = LOCALE / "django.po"
+    entries = _po_entries(po)
+    assert len(entries) > 50
+    with (LOCALE / "django.mo").open("rb") as fh:
+        compiled = gettext.GNUTranslations(fh)
+    for msgid, (msgstr, fuzzy) in entries.items():
+        assert msgstr and not fuzzy, msgid
+        assert compiled.gettext(msgid) == msgstr, f"django.mo is stale for {msgid!r}"
