@@ -49,9 +49,28 @@ def server(process_database_url, metrics_dir, tmp_path_factory) -> Iterator[Serv
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     server = gunicorn_start(env=env, port=free_port(), workers=WORKERS, log_path=log_path)
     try:
+        workers_warm_up(server)
         yield server
     finally:
         server.stop()
+
+
+def workers_warm_up(server: ServerProcess, timeout: float = 60) -> None:
+    """Wait until every worker has loaded the app and answered (they boot in parallel,
+    and the first one ready would otherwise take all the load)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with ThreadPoolExecutor(max_workers=WORKERS * 2) as pool:
+            list(pool.map(lambda _: http(server.base_url, "GET", "/api/results"), range(12)))
+        answered = {
+            line["process"]
+            for line in server.json_lines()
+            if line.get("name") == "healthguard.requests" and line.get("route") == "result-list"
+        }
+        if len(answered) == WORKERS:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not every worker answered within {timeout}s")
 
 
 def scrape(server: ServerProcess) -> str:
