@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -141,7 +142,7 @@ def _script_config(request: HttpRequest) -> dict[str, Any]:
     return {
         "predictUrl": reverse("predict"),
         "resultUrl": reverse("result", kwargs={"message_id": "__id__"}),
-        "maxBytes": 5 * 1024 * 1024,
+        "maxBytes": settings.MAX_UPLOAD_BYTES,
         "messages": {code: str(text) for code, text in ERROR_MESSAGES.items()},
         "text": {key: str(text) for key, text in SCRIPT_TEXT.items()},
     }
