@@ -123,3 +123,13 @@ def test_the_scrape_passes_promtool_lint(client, settings, api_client):
     api_client.get("/api/results")  # an error and a request sample at least
     result = promtool_check(client.get("/metrics").content.decode())
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deploy_checks_mention_an_open_metrics_endpoint(settings):
+    from healthguard.apps import metrics_token_check
+
+    settings.METRICS_TOKEN = ""
+    [message] = metrics_token_check()
+    assert message.id == "healthguard.I001" and message.level == 20  # Info: never fails CI
+    settings.METRICS_TOKEN = TOKEN
+    assert metrics_token_check() == []
