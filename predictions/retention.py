@@ -71,6 +71,10 @@ def prediction_purge(*, older_than_days: int) -> int:
     )
 
 
+class AuditChainBroken(Exception):
+    """The audit chain does not verify; nothing was purged."""
+
+
 @dataclass(frozen=True)
 class AuditPurgeResult:
     entries: int
@@ -85,6 +89,11 @@ def auditlog_purge(*, older_than_days: int) -> AuditPurgeResult:
     chain stays contiguous; its new start (seq and hash) is recorded on the head row
     under the same lock that appends take.
     """
+    # A purge must not erase the evidence of earlier tampering with the entries it
+    # removes: it only runs on a chain that verifies.
+    report = audit.chain_verify()
+    if report.first_break is not None:
+        raise AuditChainBroken(str(report.first_break))
     cutoff = timezone.now() - dt.timedelta(days=older_than_days)
     with transaction.atomic():
         state = audit.chain_state_locked(audit.chain_key())

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from predictions.audit import audit_context
-from predictions.retention import auditlog_purge
+from predictions.retention import AuditChainBroken, auditlog_purge
 
 
 class Command(BaseCommand):
@@ -26,7 +26,13 @@ class Command(BaseCommand):
         if days < 1:
             raise CommandError("--older-than must be at least 1 day")
         with audit_context(name="purge_auditlog"):
-            result = auditlog_purge(older_than_days=days)
+            try:
+                result = auditlog_purge(older_than_days=days)
+            except AuditChainBroken as exc:
+                raise CommandError(
+                    f"refusing to purge: the audit chain is broken at {exc} "
+                    "(run verify_auditlog and investigate first)"
+                ) from None
         self.stdout.write(
             self.style.SUCCESS(
                 f"deleted {result.entries} audit entries older than {days} days "
