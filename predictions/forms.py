@@ -14,7 +14,6 @@ from django.utils.translation import gettext_lazy as _
 class PhotoForm(forms.Form):
     image = forms.FileField(
         label=_("Photo of the inner eyelid"),
-        help_text=_("A PNG or JPEG photo, at most 5 MB."),
         error_messages={"required": _("Choose a photo first.")},
         widget=forms.FileInput(
             attrs={"accept": "image/png,image/jpeg", "capture": "environment"}

@@ -50,8 +50,8 @@ ERROR_MESSAGES: dict[str, Promise] = {
         "The inner eyelid could not be found in this photo. Pull the lower eyelid down, "
         "take the photo close up in daylight, or outline the inner eyelid yourself."
     ),
-    "file_too_large": _("The photo is larger than 5 MB. Choose a smaller photo."),
-    "request_too_large": _("The photo is larger than 5 MB. Choose a smaller photo."),
+    "file_too_large": _("The photo is larger than %(max_mb)s MB. Choose a smaller photo."),
+    "request_too_large": _("The photo is larger than %(max_mb)s MB. Choose a smaller photo."),
     "unknown_site": _("This kind of photo cannot be analysed here."),
     "malformed_request": _("The photo did not arrive correctly. Please try again."),
     "throttled": _(
@@ -134,8 +134,13 @@ ERROR_PAGE_MESSAGES = (
 HISTORY_PAGE_SIZE = 20
 
 
+def max_upload_mb() -> str:
+    return f"{settings.MAX_UPLOAD_BYTES / (1024 * 1024):.3g}"
+
+
 def error_message(code: str) -> str:
-    return str(ERROR_MESSAGES.get(code, ERROR_MESSAGES["default"]))
+    text = str(ERROR_MESSAGES.get(code, ERROR_MESSAGES["default"]))
+    return text % {"max_mb": max_upload_mb()} if "%(max_mb)s" in text else text
 
 
 def _script_config(request: HttpRequest) -> dict[str, Any]:
@@ -143,7 +148,7 @@ def _script_config(request: HttpRequest) -> dict[str, Any]:
         "predictUrl": reverse("predict"),
         "resultUrl": reverse("result", kwargs={"message_id": "__id__"}),
         "maxBytes": settings.MAX_UPLOAD_BYTES,
-        "messages": {code: str(text) for code, text in ERROR_MESSAGES.items()},
+        "messages": {code: error_message(code) for code in ERROR_MESSAGES},
         "text": {key: str(text) for key, text in SCRIPT_TEXT.items()},
     }
 
@@ -159,6 +164,7 @@ def _upload_page(
         "form": form or PhotoForm(),
         "error": error_message(error_code) if error_code else None,
         "error_code": error_code,
+        "max_upload_mb": max_upload_mb(),
         "script_config": _script_config(request),
     }
     return render(request, "predictions/home.html", context, status=status)

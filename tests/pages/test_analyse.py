@@ -91,11 +91,11 @@ def test_it_says_when_the_photo_is_too_small(client):
 
 
 def test_it_says_when_the_photo_is_larger_than_the_limit(client, settings):
-    settings.MAX_UPLOAD_BYTES = 100_000
+    settings.MAX_UPLOAD_BYTES = 1024 * 1024
 
-    response = post_photo(client, b"\xff\xd8\xff" + b"\0" * 300_000)
+    response = post_photo(client, b"\xff\xd8\xff" + b"\0" * (2 * 1024 * 1024))
 
-    assert_friendly_error(response, 413, "larger than 5 MB")
+    assert_friendly_error(response, 413, "The photo is larger than 1 MB.")
 
 
 def test_it_asks_for_a_photo_when_none_is_sent(client):
