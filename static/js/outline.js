@@ -104,7 +104,8 @@
   }
 
   input.addEventListener("change", function () {
-    openFile(input.files && input.files[0]);
+    // A cancelled picker leaves no file: nothing to say then.
+    if (input.files && input.files[0]) openFile(input.files[0]);
   });
 
   form.addEventListener("submit", function (event) {
@@ -298,8 +299,7 @@
     if (pointers.size > 2) return;
     var hit = hitTest(p[0], p[1]);
     if (hit >= 0) {
-      remember();
-      gesture = { type: "drag", id: event.pointerId, index: hit };
+      gesture = { type: "drag", id: event.pointerId, index: hit, moved: false };
     } else {
       gesture = { type: "tap", id: event.pointerId, x: p[0], y: p[1], ox: state.ox, oy: state.oy };
     }
@@ -321,6 +321,8 @@
     } else if (gesture.id !== event.pointerId) {
       return;
     } else if (gesture.type === "drag") {
+      if (!gesture.moved) remember(); // one undo step per drag, none for a bare press
+      gesture.moved = true;
       state.points[gesture.index] = clampToImage(toImage(p[0], p[1]));
       draw();
     } else if (gesture.type === "tap" && Math.hypot(p[0] - gesture.x, p[1] - gesture.y) > TAP_SLOP) {
@@ -367,8 +369,8 @@
 
   canvas.addEventListener("keydown", function (event) {
     if (!state.image) return;
-    var step = 40;
-    var moves = { ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
+    var d = 40; // CSS px per key press
+    var moves = { ArrowLeft: [d, 0], ArrowRight: [-d, 0], ArrowUp: [0, d], ArrowDown: [0, -d] };
     if (moves[event.key]) {
       state.ox += moves[event.key][0];
       state.oy += moves[event.key][1];
