@@ -60,6 +60,8 @@ MIDDLEWARE = [
     # One log line and one healthguard_api_requests_total count per request (after
     # WhiteNoise, so static files are neither); needs the request id set above.
     "healthguard.request_log.RequestLogMiddleware",
+    # Upload requests run in one transaction, session write included (see module).
+    "healthguard.atomic_uploads.AtomicUploadMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.locale.LocaleMiddleware",

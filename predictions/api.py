@@ -67,6 +67,7 @@ class PredictView(APIView):
             400: _error("Missing, empty, undecodable image or bad dimensions"),
             413: _error("Image larger than 5 MB"),
             415: _error("Not a PNG or JPEG"),
+            422: _error("The malware scanner flagged the file (only when CLAMD_ADDRESS is set)"),
             429: _error("Too many requests"),
             503: _error("Database or model unavailable"),
         },
@@ -100,6 +101,7 @@ def _site(request: Request) -> dict[str, Any]:
 @extend_schema(
     responses={
         200: PredictionSerializer,
+        400: _error("A filter value is not valid"),
         401: _error("Not signed in"),
         403: _error("Not allowed"),
         404: _error("No such result visible to you"),

@@ -8,6 +8,7 @@ translated here, so no 4xx/5xx leaves the API in another shape.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
@@ -212,7 +213,17 @@ handler404 = _error_view(404, "not_found", "Nothing was found at this address.",
 _handler500 = _error_view(500, "internal_error", "An unexpected error occurred.", "500.html")
 
 
+_handler503_database = _error_view(
+    503, "database_unavailable", DatabaseUnavailable.default_detail, "500.html"
+)
+
+
 def handler500(request: HttpRequest) -> HttpResponse:
+    # Django calls this while it handles the exception: a database outage outside a DRF
+    # view (the session saved in middleware after the view, a page) is a 503 too.
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        logger.warning("database unavailable outside the API view")
+        return _handler503_database(request)
     response: HttpResponse = _handler500(request)
     return response
 

@@ -35,6 +35,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -54,7 +55,7 @@ class Sent:
     status: int
     image_sha256: str
     seconds: float
-    body: dict | None  # type: ignore[type-arg]
+    body: dict[str, Any] | None
     error: str = ""
 
 

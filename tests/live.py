@@ -72,9 +72,9 @@ def database_drop(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def migrate(env: dict[str, str]) -> None:
+def manage(env: dict[str, str], *args: str) -> None:
     result = subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput"],
+        [str(VENV_BIN / "python"), "manage.py", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -82,7 +82,14 @@ def migrate(env: dict[str, str]) -> None:
         timeout=300,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"migrate failed:\n{result.stdout}\n{result.stderr}")
+        raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Migrate, and collect static files as the image build does: with DEBUG off the
+    pages (404 pages included) need the manifest that collectstatic writes."""
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput")
 
 
 @dataclass

@@ -1,0 +1,61 @@
+"""One transaction per upload request, session write included.
+
+POST /api/predict (and the page form that analyses a photo) writes twice: the
+prediction row in the view, then the anonymous session that remembers it, saved by
+SessionMiddleware after the view has returned. In autocommit, a database that goes
+away between the two leaves a stored prediction behind an error response; the client
+retries and the result is stored twice. Wrapping the whole middleware chain below this
+one in a transaction makes the request all or nothing: any response of 400 or more
+rolls back, and a commit that fails becomes a 503 in the error shape.
+
+Placed just before SessionMiddleware in settings.MIDDLEWARE. Other requests keep
+Django's autocommit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import cache
+
+from django.db import DatabaseError, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import NoReverseMatch, reverse
+
+from healthguard import metrics
+from predictions.errors import DatabaseUnavailable, error_body
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_ROUTES = ("predict", "analyse")
+
+
+@cache
+def upload_paths() -> frozenset[str]:
+    paths = set()
+    for name in UPLOAD_ROUTES:
+        try:
+            paths.add(reverse(name))
+        except NoReverseMatch:
+            continue
+    return frozenset(paths)
+
+
+class AtomicUploadMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "POST" or request.path not in upload_paths():
+            return self.get_response(request)
+        try:
+            with transaction.atomic():
+                response = self.get_response(request)
+                if response.status_code >= 400:
+                    transaction.set_rollback(True)
+        except DatabaseError as exc:
+            logger.warning("database unavailable at commit: %s", exc.__class__.__name__)
+            metrics.api_error_record(request, DatabaseUnavailable.default_code)
+            code, message = DatabaseUnavailable.default_code, DatabaseUnavailable.default_detail
+            return JsonResponse(error_body(code, str(message)), status=503)
+        return response
