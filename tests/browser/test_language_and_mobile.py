@@ -70,10 +70,29 @@ def test_the_whole_journey_fits_a_360_px_phone(new_page, tmp_path, artifacts):
     page.screenshot(path=str(artifacts / "result-360.png"), full_page=True)
 
 
-def test_the_french_pages_fit_a_360_px_phone(new_page, artifacts):
+def test_the_french_pages_fit_a_360_px_phone(new_page, tmp_path, artifacts):
     page = new_page(locale="fr-FR", **PHONE)
     page.goto("/")
     assert_fits_the_width(page)
     page.screenshot(path=str(artifacts / "home-360-fr.png"), full_page=True)
+
+    not_a_photo = tmp_path / "notes.png"
+    not_a_photo.write_bytes(b"pas une photo" * 10)
+    page.set_input_files("#id_image", str(not_a_photo))
+    page.locator("#form-error").filter(has_text="pas une photo").wait_for()
+    assert_fits_the_width(page)
+    page.locator("#check").screenshot(path=str(artifacts / "upload-error-360-fr.png"))
+
     page.goto("/accounts/login/")
     assert_fits_the_width(page)
+    page.screenshot(path=str(artifacts / "login-360-fr.png"), full_page=True)
+
+    response = page.goto("/results/pred_nothing_here")
+    assert response.status == 404
+    assert page.locator("h1").inner_text() == "Page introuvable"
+    assert_fits_the_width(page)
+    page.screenshot(path=str(artifacts / "404-360-fr.png"), full_page=True)
+
+    page.goto("/history")
+    assert_fits_the_width(page)
+    page.screenshot(path=str(artifacts / "history-360-fr.png"), full_page=True)
