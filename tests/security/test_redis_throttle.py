@@ -1,0 +1,108 @@
+"""With REDIS_URL set, the anonymous prediction limit holds across gunicorn workers.
+
+DRF counts throttled requests in Django's default cache. The per-process cache lets
+each worker count alone (the limit multiplies by the worker count, shown below); with
+REDIS_URL the settings switch the cache to Redis and two workers share one count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.live import (
+    LiveServer,
+    Response,
+    database_drop,
+    database_url_for,
+    live_db_name,
+    migrate,
+    server_env,
+)
+
+pytestmark = pytest.mark.live_server_process
+
+LIMIT = 5
+SENT = 12
+REDIS_DB = int(os.environ.get("HEALTHGUARD_TEST_REDIS_DB", "14"))
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+
+
+def redis_client():
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis is not running on 127.0.0.1:6379 ({exc.__class__.__name__})")
+    return client
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    url = database_url_for(live_db_name("throttle"))
+    migrate(server_env(url))
+    yield url
+    database_drop(url)
+
+
+def predict(server: LiveServer, image: bytes) -> Response:
+    boundary = uuid.uuid4().hex
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="e.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
+    return server.request(
+        "POST",
+        "/api/predict",
+        body=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+
+
+def run(database_url: str, image: bytes, **env: str) -> tuple[list[int], set[int]]:
+    """Statuses of SENT sequential predictions, and the worker pids that answered."""
+    server = LiveServer(
+        env=server_env(
+            database_url,
+            THROTTLE_ANON_PREDICT=f"{LIMIT}/hour",
+            THROTTLE_USER_PREDICT="100000/hour",
+            LOG_FORMAT="json",
+            **env,
+        ),
+        workers=2,
+    )
+    try:
+        server.start()
+        statuses = [predict(server, image).status for _ in range(SENT)]
+    finally:
+        server.stop()
+    pids = set()
+    for line in server.logs().splitlines():
+        if line.startswith("{") and '"route": "predict"' in line:
+            pids.add(json.loads(line)["process"])
+    return statuses, pids
+
+
+def test_the_anonymous_limit_holds_across_two_workers_with_redis(database_url, real_crop_bytes):
+    client = redis_client()
+    client.flushdb()
+    try:
+        statuses, pids = run(database_url, real_crop_bytes, REDIS_URL=REDIS_URL)
+        assert client.keys(":1:throttle_predict_anon_*"), "the count was not kept in Redis"
+    finally:
+        client.flushdb()
+    assert len(pids) == 2, "both workers must have answered for the test to mean anything"
+    assert statuses == [201] * LIMIT + [429] * (SENT - LIMIT)
+
+
+def test_without_redis_each_worker_counts_alone(database_url, real_crop_bytes):
+    statuses, pids = run(database_url, real_crop_bytes)
+    assert len(pids) == 2
+    # Whatever the split, both workers allowed some: more than the limit got through.
+    assert statuses.count(201) > LIMIT
