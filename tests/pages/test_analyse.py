@@ -31,6 +31,7 @@ def assert_friendly_error(response, status: int, words: str) -> None:
     text = text_of(response)
     assert words in text
     assert '"error"' not in text and "Traceback" not in text
+    assert "<title>Error: " in response.content.decode()  # read first by screen readers
     assert Prediction.objects.count() == 0
 
 
