@@ -111,8 +111,17 @@ except ValueError as exc:
 if _default_db["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast when the database is unreachable: readiness must answer within a second
     # or two, and predictions get a clean 503 rather than hanging a worker.
-    _default_db.setdefault("OPTIONS", {})["connect_timeout"] = env_int(
-        "DB_CONNECT_TIMEOUT", 2, minimum=1
+    _default_db.setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 2, minimum=1),
+            # A server that goes silent on an open connection (network cut, not a
+            # refusal) is noticed in seconds instead of TCP's default of minutes.
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 3,
+            "keepalives_count": 3,
+            "tcp_user_timeout": env_int("DB_TCP_USER_TIMEOUT_MS", 5000, minimum=0),
+        }
     )
 # django-prometheus's wrappers of the same backends: query, connection and error
 # counts per database in /metrics (django_db_*).
