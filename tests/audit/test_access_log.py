@@ -8,7 +8,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from predictions.selectors import SESSION_KEY
-from tests.audit.conftest import access_entries, browser_for
+from tests.audit.conftest import ROLES, access_entries, browser_for
 from tests.conftest import client_for
 from tests.factories import PredictionFactory
 
@@ -120,3 +120,30 @@ def test_access_entries_carry_no_clinical_content(clinical_staff):
     assert entry.changes is None
     assert entry.action == LogEntry.Action.ACCESS
     assert "high" not in str(entry.additional_data)
+
+
+# role: (list status, sees all results, reads are logged)
+RESULTS_MATRIX = {
+    "anonymous": (401, False, False),
+    "patient": (200, False, False),
+    "clinical_staff": (200, True, True),
+    "compliance_officer": (200, False, False),  # audit logs only, no health data
+    "superuser": (200, True, True),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_against_the_results_endpoints(role, user_for):
+    status, sees_all, logged = RESULTS_MATRIX[role]
+    others = PredictionFactory.create_batch(2)
+    client = client_for(user_for(role))
+    listing = client.get(LIST)
+    assert listing.status_code == status or (role == "anonymous" and listing.status_code == 403)
+    if status == 200:
+        shown = {r["message_id"] for r in listing.json()["results"]}
+        assert shown == ({p.message_id for p in others} if sees_all else set())
+    detail = client.get(f"{LIST}/{others[0].message_id}")
+    assert detail.status_code == (200 if sees_all else 404)
+    assert access_entries().exists() == logged
+    if logged:
+        assert access_entries().count() == 3  # the page of two, then the one opened
