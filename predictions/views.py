@@ -8,11 +8,13 @@ patient's language, never as JSON.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.paginator import Paginator
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect, render
@@ -29,6 +31,8 @@ from predictions.api import PredictAnonThrottle, PredictUserThrottle
 from predictions.errors import ApiError, UploadTooLarge, image_error_status
 from predictions.forms import PhotoForm
 from predictions.models import RiskLevel
+
+logger = logging.getLogger(__name__)
 
 # Friendly, translated words for every error code the API and the service can produce
 # (and a few only the page's script meets). The script gets the same table, so both
@@ -64,6 +68,13 @@ ERROR_MESSAGES: dict[str, Promise] = {
         "The service is busy or under maintenance. Please try again in a few minutes."
     ),
     "model_unavailable": _(
+        "The service is busy or under maintenance. Please try again in a few minutes."
+    ),
+    "malware_detected": _(
+        "This file was stopped by our safety check and was not analysed. "
+        "Take a new photo with the phone's camera and try again."
+    ),
+    "scanner_unavailable": _(
         "The service is busy or under maintenance. Please try again in a few minutes."
     ),
     "csrf_failed": _("This page has expired. Reload the page and try again."),
@@ -217,6 +228,9 @@ def _analyse(request: HttpRequest) -> HttpResponseBase:
         return _upload_page(request, error_code=exc.code, status=image_error_status(exc))
     except ApiError as exc:
         return _upload_page(request, error_code=exc.default_code, status=exc.status_code)
+    except (OperationalError, InterfaceError):
+        logger.warning("database unavailable during a page upload")
+        return _upload_page(request, error_code="database_unavailable", status=503)
     if not request.user.is_authenticated:
         selectors.session_remember(request.session, prediction.message_id)
     return redirect("result", message_id=prediction.message_id)

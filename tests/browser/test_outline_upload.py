@@ -27,7 +27,8 @@ pytestmark = pytest.mark.browser
 def test_it_uploads_the_traced_outline_and_shows_the_result(new_page, tmp_path):
     photo = eyelid_photo(tmp_path)
     page = new_page()
-    page.goto("/")
+    response = page.goto("/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
 
     page.set_input_files("#id_image", str(photo.path))
     page.locator("#outline-step").wait_for(state="visible")

@@ -118,6 +118,19 @@ def test_it_says_when_the_model_is_not_loaded(client, real_jpeg_bytes, monkeypat
     assert_friendly_error(response, 503, "Please try again in a few minutes.")
 
 
+def test_it_says_when_the_database_is_down(client, real_jpeg_bytes, monkeypatch):
+    from django.db import OperationalError
+
+    def down(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("predictions.services.Prediction.objects.create", down)
+
+    response = post_photo(client, real_jpeg_bytes)
+
+    assert_friendly_error(response, 503, "Please try again in a few minutes.")
+
+
 def test_it_shares_the_api_throttle(client, settings, real_jpeg_bytes, monkeypatch):
     from predictions.api import PredictAnonThrottle
 
