@@ -203,6 +203,24 @@ class Server:
         except OSError:
             return "(no log)"
 
+    def error_lines(self, limit: int = 3) -> list[str]:
+        """The first distinct ERROR/CRITICAL lines of this server's log, shortened."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        found: list[str] = []
+        for line in lines:
+            if '"level": "ERROR"' not in line and '"level": "CRITICAL"' not in line:
+                continue
+            # The start says what, the end of a JSON traceback says which exception.
+            short = line if len(line) <= 600 else f"{line[:250]} ... {line[-350:]}"
+            if short not in found:
+                found.append(short)
+            if len(found) >= limit:
+                break
+        return found
+
     def worker_pids(self) -> list[int]:
         if self.process is None:
             return []
@@ -465,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
                 loadgen.close()
             report["memory_mb"] = {s.name: s.worker_memory_mb() for s in servers}
             report["restarted_workers"] = {s.name: s.restarted_workers() for s in servers}
+        # What the servers logged at ERROR (a 500's traceback): the logs go with workdir.
+        report["server_errors"] = {s.name: s.error_lines() for s in servers if s.error_lines()}
     finally:
         report["load_after"] = load_average()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -674,6 +694,8 @@ def print_report(report: dict[str, Any], args: argparse.Namespace, workers: int)
         out.append(f"- upload '{workload}': {info['count']} file(s), "
                    f"{info['min_bytes']:,} to {info['max_bytes']:,} bytes")
     out.append(f"- PostgreSQL max_connections: {report.get('max_connections', '?')}")
+    for name, lines in report.get("server_errors", {}).items():
+        out.append(f"- {name} logged errors: " + " | ".join(lines))
     warm = {k: v for k, v in report.get("warmup_errors", {}).items() if v}
     if warm:
         out.append(f"- warm-up errors: {warm}")
