@@ -3,7 +3,10 @@ the result is theirs, and their history lists it; signing out is a POST form."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
+from django.contrib.auth.models import User
 
 from predictions.models import Prediction
 from tests.browser.tracing import eyelid_photo
@@ -15,7 +18,7 @@ pytestmark = pytest.mark.browser
 def test_a_signed_in_patient_checks_a_photo_and_finds_it_in_their_history(
     new_page, tmp_path, artifacts
 ):
-    patient = UserFactory(username="amina")
+    patient = cast(User, UserFactory(username="amina"))
     page = new_page()
     page.goto("/accounts/login/")
     page.fill("#id_username", "amina")
