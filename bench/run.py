@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -101,6 +102,20 @@ def database_reset(database_url: str, env: dict[str, str]) -> None:
     )
 
 
+def models_snapshot(workdir: Path) -> tuple[Path, dict[str, str]]:
+    """Copy model/ for this run: every server, and the naive pipeline that reloads the
+    file per request, then use the same model even if model/ is rewritten meanwhile."""
+    target = workdir / "model"
+    shutil.copytree(PROJECT_DIR / "model", target)
+    versions = {}
+    for card in sorted(target.glob("*/card.json")):
+        tflite = card.parent / "model.tflite"
+        digest = hashlib.sha256(tflite.read_bytes()).hexdigest()[:12] if tflite.is_file() else "-"
+        version = json.loads(card.read_text()).get("version", "?")
+        versions[card.parent.name] = f"{version} (model.tflite sha256 {digest}...)"
+    return target, versions
+
+
 def prediction_rows(database_url: str) -> int:
     with psycopg.connect(database_url, connect_timeout=5) as conn:
         row = conn.execute("SELECT count(*) FROM predictions_prediction").fetchone()
@@ -145,6 +160,7 @@ class Server:
     database_url: str
     workdir: Path
     app: str | None = None  # None: gunicorn.conf.py's wsgi_app (the service)
+    model_dir: Path | None = None  # HEALTHGUARD_MODEL_DIR; None: the project's model/
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     ready_s: float = 0.0
@@ -161,6 +177,8 @@ class Server:
         metrics_dir = self.workdir / f"metrics-{self.name}-{self.port}"
         env = server_env(self.database_url, metrics_dir)
         env.update(PORT=str(self.port), WEB_CONCURRENCY=str(self.workers), **self.extra_env)
+        if self.model_dir is not None:
+            env["HEALTHGUARD_MODEL_DIR"] = str(self.model_dir)
         # gunicorn.conf.py binds 0.0.0.0:$PORT, as a container must; the bench listens
         # on loopback only, so the command line overrides just the bind address.
         command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
@@ -446,22 +464,24 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         database_reset(database_url, server_env(database_url))
         report["max_connections"] = max_connections(database_url)
+        models, report["models"] = models_snapshot(workdir)
+        print(f"models: {report['models']}", flush=True)
 
         # Start-up time, measured with nothing else running.
         ready_times = []
         for i in range(args.reps):
-            probe = Server(f"startup{i}", workers, database_url, workdir)
+            probe = Server(f"startup{i}", workers, database_url, workdir, model_dir=models)
             with running([probe]):
                 ready_times.append(probe.start())
         report["ready_s"] = ready_times
         print("start to ready (s): " + ", ".join(f"{t:.2f}" for t in ready_times), flush=True)
 
-        service = Server("service", workers, database_url, workdir)
+        service = Server("service", workers, database_url, workdir, model_dir=models)
         naive = Server("naive", workers, database_url, workdir, app="bench.naive_wsgi:application",
-                       extra_env={"DB_CONN_MAX_AGE": "0"})
+                       model_dir=models, extra_env={"DB_CONN_MAX_AGE": "0"})
         half = max(1, workers // 2)
-        scale = [Server("scale-a", half, database_url, workdir),
-                 Server("scale-b", half, database_url, workdir)]
+        scale = [Server("scale-a", half, database_url, workdir, model_dir=models),
+                 Server("scale-b", half, database_url, workdir, model_dir=models)]
         servers = [service]
         if not args.no_naive:
             servers.append(naive)
@@ -694,6 +714,8 @@ def print_report(report: dict[str, Any], args: argparse.Namespace, workers: int)
         out.append(f"- upload '{workload}': {info['count']} file(s), "
                    f"{info['min_bytes']:,} to {info['max_bytes']:,} bytes")
     out.append(f"- PostgreSQL max_connections: {report.get('max_connections', '?')}")
+    for site, version in report.get("models", {}).items():
+        out.append(f"- model '{site}': {version}")
     for name, lines in report.get("server_errors", {}).items():
         out.append(f"- {name} logged errors: " + " | ".join(lines))
     warm = {k: v for k, v in report.get("warmup_errors", {}).items() if v}
