@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -243,6 +244,7 @@ def _visible_predictions(request: HttpRequest) -> Any:
     )
 
 
+@never_cache  # health data: not kept by the browser or a proxy (shared phones)
 @require_GET
 def result(request: HttpRequest, message_id: str) -> HttpResponse:
     # A result the caller may not see is a 404, not a 403: the id reveals nothing.
@@ -260,6 +262,7 @@ def result(request: HttpRequest, message_id: str) -> HttpResponse:
     )
 
 
+@never_cache
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
     """A signed-in patient's own results (staff included: this is not the audit view);

@@ -33,6 +33,7 @@ def test_anonymous_browsers_see_their_session_results_only(client, rows):
 
     assert response.status_code == 200
     assert "predictions/history.html" in [t.name for t in response.templates]
+    assert "no-store" in response["Cache-Control"]
     assert shown(response) == [rows["this_session"].message_id]
     text = text_of(response)
     assert "only the results checked in this browser session" in text

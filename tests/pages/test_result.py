@@ -41,6 +41,7 @@ def test_the_creating_session_sees_its_anonymous_result(client, anonymous_result
     assert response.status_code == 200
     assert "predictions/result.html" in [t.name for t in response.templates]
     assert response.context["prediction"] == anonymous_result
+    assert "no-store" in response["Cache-Control"]  # health data stays off shared phones
 
 
 def test_another_browser_cannot_see_an_anonymous_result(client, anonymous_result):
