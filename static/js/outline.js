@@ -18,7 +18,7 @@
 
   var config = JSON.parse(configNode.textContent);
   var MAX_BYTES = config.maxBytes;
-  var MAX_SIDE = 1600; // the model looks at 224 px; more only costs upload time
+  var MAX_SIDE = 1024; // the model looks at 224 px; more only costs upload time on slow networks
   var MIN_SIDE = 32; // the server refuses smaller images
   var HIT_RADIUS = 18; // CSS px: how close a touch must be to grab a point
   var TAP_SLOP = 8; // CSS px a tap may wander before it becomes a pan

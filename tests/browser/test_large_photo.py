@@ -46,7 +46,7 @@ def test_a_large_outline_is_downscaled_under_the_limit(new_page, big_photo):
     assert len(png) <= LIMIT
     rgba = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
     assert rgba.shape[2] == 4
-    assert max(rgba.shape[:2]) < 1600  # first capped at 1600 px, then shrunk to fit
+    assert max(rgba.shape[:2]) < 1024  # first capped at 1024 px, then shrunk to fit
 
 
 def test_a_large_whole_photo_is_reencoded_under_the_limit(new_page, big_photo):
