@@ -69,6 +69,16 @@ def test_the_whole_journey_fits_a_360_px_phone(new_page, tmp_path, artifacts):
     assert_fits_the_width(page)
     page.screenshot(path=str(artifacts / "result-360.png"), full_page=True)
 
+    # The switcher keeps the patient on their result, now in French.
+    result_url = page.url
+    page.click("button[name=language][value=fr]")
+    page.wait_for_load_state()
+    assert page.url == result_url
+    assert page.locator("h1").inner_text() == "Votre résultat"
+    assert "prise de sang" in page.locator(".recommendation").inner_text()
+    assert_fits_the_width(page)
+    page.screenshot(path=str(artifacts / "result-360-fr.png"), full_page=True)
+
 
 def test_the_french_pages_fit_a_360_px_phone(new_page, tmp_path, artifacts):
     page = new_page(locale="fr-FR", **PHONE)
