@@ -310,7 +310,10 @@ def test_a_second_jpeg_after_the_first_is_allowed(client, real_jpeg, pixels):
         pytest.param(lambda: hostile.PDF, id="pdf"),
         pytest.param(lambda: b"\n<SCRIPT>alert(1)</SCRIPT>", id="script"),
         pytest.param(lambda: b"<?php system($_GET['c']); ?>", id="php"),
-        pytest.param(lambda: b"MZ\x90\x00" + b"\x00" * 60, id="pe-executable"),
+        pytest.param(
+            lambda: b"MZ\x90\x00" + b"\x00" * 60 + b"This program cannot be run in DOS mode.",
+            id="pe-executable",
+        ),
         pytest.param(lambda: b"\x7fELF\x02\x01\x01" + b"\x00" * 57, id="elf-executable"),
     ],
 )
