@@ -159,3 +159,16 @@ def test_a_get_goes_back_to_the_form(client):
 
     assert response.status_code == 302
     assert response["Location"] == "/"
+
+
+def test_the_page_and_the_api_give_the_same_answer(client, api_client, real_jpeg_bytes):
+    # One service behind both: same image, same score, same segmentation path.
+    post_photo(client, real_jpeg_bytes)
+    api = api_client.post("/api/predict", {"image": photo(real_jpeg_bytes)}, format="multipart")
+
+    from_page, from_api = Prediction.objects.order_by("id")
+    assert api.status_code == 201
+    assert from_page.risk_score == pytest.approx(from_api.risk_score)
+    assert from_page.risk_level == from_api.risk_level
+    assert from_page.segmentation == from_api.segmentation == "automatic"
+    assert from_page.image_sha256 == from_api.image_sha256
