@@ -34,7 +34,7 @@ def _roles(db) -> None:
 
 
 def _in_group(username: str, group: str):
-    user = UserFactory(username=username, is_staff=True)
+    user = UserFactory.create(username=username, is_staff=True)
     user.groups.add(Group.objects.get(name=group))
     return user
 
@@ -51,7 +51,7 @@ def compliance_officer(db):
 
 @pytest.fixture
 def superuser(db):
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
+    return UserFactory.create(username="root", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_only_the_page_shown_is_logged(clinical_staff):
 
 
 def test_a_staff_retrieve_logs_one_access(clinical_staff):
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     response = client_for(clinical_staff).get(f"{LIST}/{prediction.message_id}")
     assert response.status_code == 200
     [entry] = access_entries()
@@ -46,7 +46,7 @@ def test_a_staff_retrieve_logs_one_access(clinical_staff):
 
 
 def test_a_token_authenticated_staff_read_has_the_actor(clinical_staff):
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinical_staff).key}")
     assert client.get(f"{LIST}/{prediction.message_id}").status_code == 200
@@ -54,7 +54,7 @@ def test_a_token_authenticated_staff_read_has_the_actor(clinical_staff):
 
 
 def test_patients_reading_their_own_results_are_not_logged(patient):
-    mine = PredictionFactory(owner=patient)
+    mine = PredictionFactory.create(owner=patient)
     client = client_for(patient)
     assert client.get(LIST).status_code == 200
     assert client.get(f"{LIST}/{mine.message_id}").status_code == 200
@@ -62,7 +62,7 @@ def test_patients_reading_their_own_results_are_not_logged(patient):
 
 
 def test_an_anonymous_session_reading_its_result_is_not_logged(api_client):
-    prediction = PredictionFactory(owner=None)
+    prediction = PredictionFactory.create(owner=None)
     session = api_client.session
     session[SESSION_KEY] = [prediction.message_id]
     session.save()
@@ -71,7 +71,7 @@ def test_an_anonymous_session_reading_its_result_is_not_logged(api_client):
 
 
 def test_a_refused_read_is_not_logged_as_an_access(patient, other_patient):
-    theirs = PredictionFactory(owner=other_patient)
+    theirs = PredictionFactory.create(owner=other_patient)
     assert client_for(patient).get(f"{LIST}/{theirs.message_id}").status_code == 404
     assert not access_entries().exists()
 
@@ -90,7 +90,7 @@ def test_the_audited_list_query_count_does_not_grow_with_rows(
 
 
 def test_opening_a_prediction_in_the_admin_is_an_access(clinical_staff):
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     response = browser_for(clinical_staff).get(
         f"/admin/predictions/prediction/{prediction.pk}/change/",
         HTTP_X_REQUEST_ID="req-admin-0000001",
@@ -114,7 +114,7 @@ def test_the_admin_list_logs_the_rows_shown(clinical_staff):
 
 
 def test_access_entries_carry_no_clinical_content(clinical_staff):
-    prediction = PredictionFactory(risk_level="high", recommendation="See a doctor soon.")
+    prediction = PredictionFactory.create(risk_level="high", recommendation="See a doctor soon.")
     client_for(clinical_staff).get(f"{LIST}/{prediction.message_id}")
     entry = access_entries().get()
     assert entry.changes is None

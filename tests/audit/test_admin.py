@@ -46,7 +46,7 @@ def url_of(page: str, prediction: Prediction) -> str:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("page", sorted(EXPECTED))
 def test_each_role_against_each_admin_page(role, page, user_for):
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     response = browser_for(user_for(role)).get(url_of(page, prediction))
     expected = EXPECTED[page].get(role, LOGIN)
     if expected == LOGIN:
@@ -57,14 +57,16 @@ def test_each_role_against_each_admin_page(role, page, user_for):
 
 
 def test_the_prediction_list_shows_the_review_columns(clinical_staff):
-    PredictionFactory(risk_level="high", risk_score=0.87, site="conjunctiva", model_version="m-1")
+    PredictionFactory.create(
+        risk_level="high", risk_score=0.87, site="conjunctiva", model_version="m-1"
+    )
     html = browser_for(clinical_staff).get(PREDICTIONS).content.decode()
     for text in ("high", "0.87", "conjunctiva", "m-1", "column-created_at"):
         assert text in html
 
 
 def test_the_prediction_view_is_read_only(clinical_staff):
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     browser = browser_for(clinical_staff)
     page = browser.get(f"{PREDICTIONS}{prediction.pk}/change/").content.decode()
     assert 'name="_save"' not in page and prediction.message_id in page
@@ -75,7 +77,7 @@ def test_the_prediction_view_is_read_only(clinical_staff):
 
 
 def test_even_a_superuser_cannot_edit_a_prediction(superuser):
-    prediction = PredictionFactory(risk_level="high")
+    prediction = PredictionFactory.create(risk_level="high")
     browser_for(superuser).post(f"{PREDICTIONS}{prediction.pk}/change/", {"risk_level": "low"})
     assert Prediction.objects.get(pk=prediction.pk).risk_level == "high"
 
@@ -85,7 +87,7 @@ def test_even_a_superuser_cannot_edit_a_prediction(superuser):
     [({"q": "MSG"}, True), ({"q": "req-find-me-01"}, True), ({"q": "pred_nothing"}, False)],
 )
 def test_it_searches_by_message_id_and_request_id(query, found, clinical_staff):
-    target = PredictionFactory(request_id="req-find-me-01")
+    target = PredictionFactory.create(request_id="req-find-me-01")
     PredictionFactory.create_batch(2)
     if query["q"] == "MSG":
         query = {"q": target.message_id}
@@ -102,14 +104,14 @@ def test_it_searches_by_message_id_and_request_id(query, found, clinical_staff):
     ],
 )
 def test_it_filters_by_risk_level_site_and_model_version(query, clinical_staff):
-    target = PredictionFactory(risk_level="high", model_version="m-2", site="conjunctiva")
-    PredictionFactory(risk_level="low", model_version="m-1", site="fingernail")
+    target = PredictionFactory.create(risk_level="high", model_version="m-2", site="conjunctiva")
+    PredictionFactory.create(risk_level="low", model_version="m-1", site="fingernail")
     response = browser_for(clinical_staff).get(PREDICTIONS, query)
     assert [p.pk for p in response.context["cl"].result_list] == [target.pk]
 
 
 def test_it_drills_down_by_date(clinical_staff):
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     day = prediction.created_at
     response = browser_for(clinical_staff).get(
         PREDICTIONS,
@@ -133,7 +135,7 @@ def test_the_prediction_list_query_count_does_not_grow_with_rows(
 
 
 def test_a_superuser_delete_is_audited_without_the_clinical_content(superuser):
-    prediction = PredictionFactory(risk_level="high", recommendation="See a doctor.")
+    prediction = PredictionFactory.create(risk_level="high", recommendation="See a doctor.")
     response = browser_for(superuser).post(
         f"{PREDICTIONS}{prediction.pk}/delete/", {"post": "yes"}, HTTP_X_REQUEST_ID="req-del-000001"
     )
@@ -163,7 +165,7 @@ def test_a_superuser_bulk_delete_is_audited(superuser):
 
 
 def test_clinical_staff_cannot_delete_through_the_bulk_action(clinical_staff):
-    doomed = PredictionFactory()
+    doomed = PredictionFactory.create()
     response = browser_for(clinical_staff).post(
         PREDICTIONS, {"action": "delete_selected", "_selected_action": [doomed.pk], "post": "yes"}
     )
@@ -187,7 +189,7 @@ def test_the_audit_export_action_is_for_compliance(role, allowed, user_for):
         return
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
     assert len(body.strip().splitlines()) == 1 + len(ids)
     export = LogEntry.objects.get(object_pk="export")
     assert export.actor == user_for(role)

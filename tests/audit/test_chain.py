@@ -36,7 +36,7 @@ def broken() -> str:
 def trail(db):
     """A few entries of different kinds, all chained."""
     PredictionFactory.create_batch(3)
-    user = UserFactory(username="reviewer")
+    user = UserFactory.create(username="reviewer")
     user.groups.add(*Group.objects.all())
     links = list(AuditChainLink.objects.order_by("seq"))
     assert len(links) == LogEntry.objects.count() >= 5
@@ -99,7 +99,7 @@ def test_it_detects_an_entry_inserted_outside_the_application(trail):
 
 
 def test_it_detects_an_actor_rewritten_by_hand(trail):
-    actor = UserFactory(username="actor")
+    actor = UserFactory.create(username="actor")
     entry = LogEntry.objects.get(pk=trail[0].entry_id)
     AuditChainLink.objects.filter(seq=trail[0].seq).update(actor_id=actor.pk)
     # The entry says "no actor" while its link remembers one who still exists.
@@ -108,7 +108,7 @@ def test_it_detects_an_actor_rewritten_by_hand(trail):
 
 
 def test_deleting_an_actors_account_keeps_the_chain_valid(db):
-    user = UserFactory(username="leaver")
+    user = UserFactory.create(username="leaver")
     with audit.audit_context(name="test"):
         LogEntry.objects.create(
             content_type_id=LogEntry.objects.first().content_type_id, object_pk="1",
@@ -125,7 +125,7 @@ def test_it_reports_a_changed_chain_key(trail, settings):
 
 def test_the_chain_head_row_is_recreated_when_missing_on_an_empty_log(db):
     AuditChainState.objects.all().delete()
-    PredictionFactory()
+    PredictionFactory.create()
     assert "1 links verified" in verify()
 
 
@@ -138,7 +138,7 @@ def test_concurrent_writers_append_one_after_another():
     def writer() -> None:
         try:
             for _ in range(10):
-                PredictionFactory()
+                PredictionFactory.create()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:

@@ -21,7 +21,7 @@ def entries_for(obj) -> list[LogEntry]:
 
 
 def test_it_logs_a_prediction_creation_without_the_raw_owner_id(patient):
-    prediction = PredictionFactory(owner=patient, owner_hash=owner_hash_for(patient.pk))
+    prediction = PredictionFactory.create(owner=patient, owner_hash=owner_hash_for(patient.pk))
     [entry] = entries_for(prediction)
     assert entry.action == LogEntry.Action.CREATE
     assert entry.object_repr == prediction.message_id
@@ -32,7 +32,7 @@ def test_it_logs_a_prediction_creation_without_the_raw_owner_id(patient):
 
 
 def test_it_logs_group_membership_changes(db):
-    user = UserFactory(username="nurse")
+    user = UserFactory.create(username="nurse")
     group = Group.objects.get(name="clinical_staff")
     user.groups.add(group)
     user.groups.remove(group)
@@ -44,7 +44,7 @@ def test_it_logs_group_membership_changes(db):
 
 
 def test_it_never_logs_password_hashes(db):
-    user = UserFactory(username="someone")
+    user = UserFactory.create(username="someone")
     user.set_password("another correct horse")
     user.save()
     for entry in entries_for(user):
@@ -88,7 +88,7 @@ def test_anonymous_predictions_have_no_actor(api_client, real_crop_bytes):
 
 def test_entries_written_outside_a_request_have_no_stale_correlation_id(api_client, staff):
     api_client.get("/health/live", HTTP_X_REQUEST_ID="req-earlier-0000001")
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     [entry] = entries_for(prediction)
     assert entry.cid is None
 

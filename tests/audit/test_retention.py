@@ -31,7 +31,7 @@ def verify() -> str:
 
 def test_purge_predictions_deletes_only_the_old_ones_and_audits_each(db):
     old = PredictionFactory.create_batch(3, risk_level="high")
-    young = PredictionFactory()
+    young = PredictionFactory.create()
     age(Prediction.objects.filter(pk__in=[p.pk for p in old]), 400)
     out = StringIO()
     call_command("purge_predictions", "--older-than=365", stdout=out)
@@ -55,7 +55,7 @@ def test_purge_predictions_needs_a_positive_age(db):
 
 
 def test_purge_predictions_with_nothing_old_deletes_nothing(db):
-    PredictionFactory()
+    PredictionFactory.create()
     call_command("purge_predictions", "--older-than=30", stdout=StringIO())
     assert Prediction.objects.count() == 1
 
