@@ -24,7 +24,7 @@ from tests.browser.tracing import (
 pytestmark = pytest.mark.browser
 
 
-def test_it_uploads_the_traced_outline_and_shows_the_result(new_page, tmp_path):
+def test_it_uploads_the_traced_outline_and_shows_the_result(new_page, tmp_path, artifacts):
     photo = eyelid_photo(tmp_path)
     page = new_page()
     response = page.goto("/")
@@ -58,6 +58,7 @@ def test_it_uploads_the_traced_outline_and_shows_the_result(new_page, tmp_path):
     placed = [view.to_image(first_client), *placed]
     assert page.locator("#outline-canvas").get_attribute("data-points") == str(len(placed))
     assert len(placed) >= 8
+    page.locator("#outline-step").screenshot(path=str(artifacts / "outline-800.png"))
 
     with page.expect_request("**/api/predict") as request_info:
         page.click("#send-outline")
