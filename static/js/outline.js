@@ -22,6 +22,7 @@
   var MIN_SIDE = 32; // the server refuses smaller images
   var HIT_RADIUS = 18; // CSS px: how close a touch must be to grab a point
   var TAP_SLOP = 8; // CSS px a tap may wander before it becomes a pan
+  var UPLOAD_TIMEOUT_MS = 120000;
 
   var input = document.getElementById("id_image");
   var dropzone = document.getElementById("dropzone");
@@ -526,12 +527,17 @@
       say(status, config.text.sending, "busy");
       var data = new FormData();
       data.append("image", blob, filename);
+      // A stalled mobile connection should end in a message, not a spinner forever.
+      var controller = window.AbortController ? new AbortController() : null;
+      var timer = controller ? setTimeout(function () { controller.abort(); }, UPLOAD_TIMEOUT_MS) : null;
       var response = await fetch(config.predictUrl, {
         method: "POST",
         body: data,
         credentials: "same-origin",
         headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+        signal: controller ? controller.signal : undefined,
       });
+      clearTimeout(timer);
       var body = null;
       try {
         body = await response.json();
