@@ -104,3 +104,20 @@ def test_every_failure_from_the_network_is_said_in_words(
     status.filter(has_text=words).wait_for()
     assert_said_in_words(status, words)
     assert "Bad gateway" not in page.content()
+
+
+def test_a_lost_connection_is_said_in_words(new_page, tmp_path):
+    photo = eyelid_photo(tmp_path)
+    page = new_page()
+    page.route("**/api/predict", lambda route: route.abort("internetdisconnected"))
+    new_page.problems.expected.append("ERR_INTERNET_DISCONNECTED")
+    page.goto("/")
+    page.set_input_files("#id_image", str(photo.path))
+    page.locator("#outline-step").wait_for(state="visible")
+
+    page.click("#send-whole")
+
+    status = page.locator("#outline-status")
+    status.filter(has_text="Check your internet connection").wait_for()
+    assert_said_in_words(status, "The photo could not be sent.")
+    assert page.locator("#send-whole").is_enabled()
