@@ -22,9 +22,10 @@ def create_roles(apps, schema_editor):
     # Permissions are normally created after all migrations ran (post_migrate); the
     # groups need them now, on a fresh database too.
     for app_config in apps.get_app_configs():
+        models_module = getattr(app_config, "models_module", None)
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        app_config.models_module = models_module
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for name, perms in ROLES.items():
