@@ -28,10 +28,14 @@ run "$venv/bin/check-jsonschema" --regex-variant python --builtin-schema vendor.
   azure-pipelines.yml
 run "$venv/bin/hadolint" Dockerfile
 # The ACI deployment file builds (secrets masked) with the variables a pipeline passes.
-run env SECRET_KEY=validate DATABASE_URL=postgresql://u@db/x 'METRICS_TOKEN=$(METRICS_TOKEN)' \
+echo "validate: deploy/aci_deploy.py --dry-run"
+if ! out=$(env SECRET_KEY=validate DATABASE_URL=postgresql://u@db/x 'METRICS_TOKEN=$(METRICS_TOKEN)' \
   "$venv/bin/python" deploy/aci_deploy.py --dry-run --resource-group rg --name healthguard-check \
   --image registry.example/healthguard-vision:check --dns-label healthguard-check \
-  --location westeurope >/dev/null
+  --location westeurope 2>&1); then
+  echo "$out"
+  status=1
+fi
 
 if [ "$status" -ne 0 ]; then
   echo "validate: FAILED"
