@@ -123,8 +123,9 @@ def schemathesis(
     print(f"\n=== schemathesis ({name}) ===", flush=True)
     try:
         # Hard stop well past schemathesis' own time budget, should it overrun.
+        # Run from the report directory: schemathesis keeps a cache in ./.schemathesis.
         return subprocess.run(  # noqa: S603  (a fixed command)
-            command, cwd=REPO_ROOT, timeout=args.max_seconds * 2 + 120, check=False
+            command, cwd=args.report_dir, timeout=args.max_seconds * 2 + 120, check=False
         ).returncode
     except subprocess.TimeoutExpired:
         print(f"schemathesis ({name}) overran its time cap", flush=True)
