@@ -141,3 +141,17 @@ def test_the_page_only_answers_get(staff, patient_result):
     token = csrf_token_from(client)
 
     assert client.post(url(patient_result), {"csrfmiddlewaretoken": token}).status_code == 405
+
+
+def test_staff_reads_are_audited_and_patients_own_reads_are_not(staff, patient, patient_result):
+    from auditlog.models import LogEntry
+
+    logged_in(patient).get(url(patient_result))
+    assert not LogEntry.objects.filter(action=LogEntry.Action.ACCESS).exists()
+
+    logged_in(staff).get(url(patient_result))
+
+    entry = LogEntry.objects.get(action=LogEntry.Action.ACCESS)
+    assert entry.object_pk == str(patient_result.pk)
+    assert entry.actor_id == staff.pk
+    assert entry.additional_data == {"via": "page"}
