@@ -111,6 +111,7 @@ def test_it_shows_everything_a_patient_needs(client, anonymous_result):
     assert "UTC" in text
     assert "blood test" in text
     assert "What to do next" in text
+    assert "The outline you drew" in text  # the factory's segmentation is "provided"
     assert API_DISCLAIMER in text
     assert response.context["confidence_percent"] == 60
 
