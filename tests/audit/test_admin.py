@@ -194,3 +194,25 @@ def test_the_audit_export_action_is_for_compliance(role, allowed, user_for):
     export = LogEntry.objects.get(object_pk="export")
     assert export.actor == user_for(role)
     assert export.additional_data["via"] == "admin"
+
+
+def test_the_audit_log_list_query_count_does_not_grow_with_rows(
+    compliance_officer, django_assert_max_num_queries
+):
+    browser = browser_for(compliance_officer)
+
+    def queries_for_list() -> int:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as ctx:
+            assert browser.get(AUDITLOG).status_code == 200
+        return len(ctx)
+
+    PredictionFactory.create_batch(3)
+    queries_for_list()  # warm caches
+    few = queries_for_list()
+    PredictionFactory.create_batch(40)
+    assert queries_for_list() == few
+    with django_assert_max_num_queries(12):
+        browser.get(AUDITLOG)
