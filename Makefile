@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 export DJANGO_SETTINGS_MODULE ?= healthguard.settings
 
-.PHONY: run test lint typecheck check install venv migrate collectstatic messages bench clean
+.PHONY: run test test-litert lint typecheck check install venv migrate collectstatic messages bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,23 @@ run: install
 ## make test: the whole test suite (the same command CI runs)
 test: install
 	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
+
+## make test-litert: tests/ml again with ai-edge-litert (tflite-runtime's successor) in
+## place of tflite-runtime, in a venv of its own
+LITERT_VENV ?= .venv-litert
+$(LITERT_VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(LITERT_VENV)
+	grep -v '^tflite-runtime' requirements.txt > $(LITERT_VENV)/requirements.txt
+	sed 's|^-r requirements.txt|-r $(LITERT_VENV)/requirements.txt|' requirements-dev.txt \
+		> $(LITERT_VENV)/requirements-dev.txt
+	$(LITERT_VENV)/bin/python -m pip install --quiet -r $(LITERT_VENV)/requirements-dev.txt \
+		ai-edge-litert==2.3.0
+	$(LITERT_VENV)/bin/python -m pip uninstall --quiet --yes tflite-runtime || true
+	touch $@
+
+test-litert: $(LITERT_VENV)/.installed
+	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} HEALTHGUARD_EXPECT_RUNTIME=ai_edge_litert \
+		$(LITERT_VENV)/bin/python -m pytest tests/ml $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
