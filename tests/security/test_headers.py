@@ -85,6 +85,20 @@ def test_the_patient_pages_pass_the_csp(client: Client, patient, page):
     assert finder.problems == []
 
 
+def test_the_result_page_passes_the_csp(client: Client, real_crop_bytes):
+    from tests.security.hostile import image_part, multipart
+
+    body, ctype = multipart([image_part(real_crop_bytes, b"a.png", b"image/png")])
+    created = client.generic("POST", "/api/predict", body, content_type=ctype)
+    assert created.status_code == 201
+    response = client.get(reverse("result", args=[created.json()["message_id"]]))
+    assert response.status_code == 200
+    assert csp_of(response)["script-src"] == "'self'"
+    finder = InlineFinder()
+    finder.feed(response.content.decode())
+    assert finder.problems == []
+
+
 def test_the_inline_finder_catches_what_the_csp_blocks():
     finder = InlineFinder()
     finder.feed(
