@@ -54,8 +54,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=healthguard.settings \
     HEALTHGUARD_MODEL_DIR=/app/model \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/healthguard-prometheus \
     PORT=8000
+# No PROMETHEUS_MULTIPROC_DIR here: gunicorn.conf.py sets it for the server and its
+# workers only, so one-off commands (docker run ... python manage.py migrate) count
+# their metrics in memory instead of failing on a directory only gunicorn creates.
 
 RUN groupadd --gid 10001 healthguard \
     && useradd --uid 10001 --gid healthguard --no-create-home --no-log-init \

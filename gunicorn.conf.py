@@ -126,8 +126,10 @@ def _manage(server: Any, *args: str) -> int:
     command = [sys.executable, str(PROJECT_DIR / "manage.py"), *args]
     server.log.info("running: manage.py %s", " ".join(args))
     # A separate process: Django, database connections and the model are never loaded
-    # into the master, so nothing of them is inherited by the forked workers.
-    return subprocess.run(command, cwd=PROJECT_DIR, check=False).returncode  # noqa: S603
+    # into the master, so nothing of them is inherited by the forked workers. Without
+    # the metrics directory: its numbers must not be added to the workers' scrape.
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    return subprocess.run(command, cwd=PROJECT_DIR, env=env, check=False).returncode  # noqa: S603
 
 
 def on_starting(server: Any) -> None:
