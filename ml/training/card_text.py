@@ -28,7 +28,13 @@ LIMITATIONS = [
     "training, but label noise in the training data remains.",
     "A LOW result does not rule anemia out: at the 0.3 threshold some anemic children are "
     "still scored LOW (see evaluation.at_medium_threshold.sensitivity).",
-    "No external validation: all figures come from held-out children of the same dataset.",
+    "No external validation: all figures come from held-out children of the same dataset. "
+    "Cross-validation (about 0.85) is higher than the single held-out split (about 0.77); "
+    "the truth for new children is probably nearer the lower figure, and lower still for "
+    "photos taken differently from the training crops.",
+    "Some images with consecutive IDs look like repeat photos of one child but are not "
+    "grouped as duplicates by the dataset (e.g. Image_342/343 in training, Image_344/346 "
+    "held out), so a little train/test overlap may remain.",
 ]
 
 PREPROCESSING = (

@@ -14,4 +14,4 @@ def test_it_uses_the_runtime_this_run_expects():
         # tflite-runtime is preferred whenever it is installed.
         installed = importlib.util.find_spec("tflite_runtime") is not None
         expected = "tflite_runtime" if installed else "ai_edge_litert"
-    assert RUNTIME_NAME == expected
+    assert expected == RUNTIME_NAME
