@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
@@ -95,7 +95,9 @@ def flatten_on_skin(png_bytes: bytes, *, scale: float = 1.0) -> np.ndarray:
         rgba[:, :, :3].astype(np.float32) * alpha + region * (1 - alpha)
     ).astype(np.uint8)
     if scale != 1.0:
-        canvas = cv2.resize(canvas, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        return np.asarray(
+            cv2.resize(canvas, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        )
     return canvas
 
 
@@ -123,7 +125,7 @@ def other_patient(db):
 
 @pytest.fixture
 def staff(db):
-    user = UserFactory(username="clinician", is_staff=True)
+    user = User.objects.create_user(username="clinician", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_prediction"))
     return user
 
