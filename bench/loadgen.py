@@ -24,6 +24,7 @@ import contextlib
 import http.client
 import itertools
 import json
+import math
 import statistics
 import sys
 import threading
@@ -56,7 +57,7 @@ class Sample:
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100.0 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100.0 * len(ordered))))
     return ordered[rank - 1]
 
 
