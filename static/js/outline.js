@@ -137,6 +137,13 @@
     openFile(files[0]);
   });
 
+  // A photo dropped beside the drop zone would otherwise replace the page with the file.
+  ["dragover", "drop"].forEach(function (type) {
+    window.addEventListener(type, function (event) {
+      if (!dropzone.contains(event.target)) event.preventDefault();
+    });
+  });
+
   formStatus.setAttribute("tabindex", "-1");
 
   /* ---- the outline editor ---- */
