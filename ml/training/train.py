@@ -147,6 +147,24 @@ def check_graph_agreement(params: Any, tensors: list[np.ndarray]) -> float:
     return worst
 
 
+def check_tflite_agreement(blob: bytes, params: Any, tensors: list[np.ndarray]) -> float:
+    """Largest |P(anemic)| difference between the NumPy recipe and the exported .tflite."""
+    from ml.runtime import Interpreter
+
+    interpreter = Interpreter(model_content=blob, num_threads=1)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]["index"]
+    out = interpreter.get_output_details()[0]["index"]
+    ref = predict_features(params, compute_features(tensors, params.thresholds, params.widths))
+    worst = 0.0
+    for t, r in zip(tensors, ref, strict=True):
+        interpreter.set_tensor(inp, t[None].astype(np.float32))
+        interpreter.invoke()
+        got = float(np.asarray(interpreter.get_tensor(out)).reshape(-1)[0])
+        worst = max(worst, abs(got - float(r)))
+    return worst
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset-dir", help="labelled dataset (else $HEALTHGUARD_DATASET_DIR)")
@@ -194,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
 
     site_dir = Path(args.model_dir) / args.site
     blob = export_tflite(params, site_dir / "model.tflite", spec.size)
+    check = [tensors[s.file] for s in train[:40]]
+    prob_diff = check_tflite_agreement(blob, params, check)
+    logger.info("NumPy recipe vs exported TFLite: worst probability difference %.2e", prob_diff)
+    if prob_diff > 1e-3:
+        raise SystemExit(f"the exported model disagrees with the NumPy recipe ({prob_diff:.2e})")
     n_params = sum(m.w1.size + m.b1.size + m.w2.size + m.b2.size for m in params.mlps)
     card = card_template(args.site, args.version)
     card["created_utc"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -216,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "features": feature_names(cfg.n_thresholds),
         "platt": {"a": round(params.platt_a, 4), "b": round(params.platt_b, 4)},
         "numpy_vs_graph_feature_max_rel_diff": float(f"{worst:.2e}"),
+        "numpy_vs_tflite_probability_max_abs_diff": float(f"{prob_diff:.2e}"),
     }
     card["training"] = {
         "command": "python -m ml.training.train --dataset-dir DIR",

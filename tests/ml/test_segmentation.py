@@ -60,3 +60,13 @@ def test_it_finds_real_crops_flattened_onto_skin(dataset_dir: Path) -> None:
         scores.append(iou(segment_conjunctiva(flat) > 0, truth))
     assert float(np.median(scores)) > 0.8
     assert float(np.mean(scores)) > 0.7
+
+
+def test_it_keeps_a_paler_part_attached_to_the_red_region() -> None:
+    rgb = np.full((120, 240, 3), (95, 65, 50), np.uint8)
+    rgb[40:80, 30:130] = (200, 100, 105)  # clearly red
+    rgb[40:80, 130:210] = (225, 150, 140)  # paler pink, touching it
+    mask = segment_conjunctiva(rgb)
+    assert mask[60, 80] == 255
+    assert mask[60, 180] == 255
+    assert mask[10, 10] == 0
