@@ -107,6 +107,7 @@ class Model:
 
     def prepare(self, image: DecodedImage) -> tuple[np.ndarray, Literal["provided", "automatic"]]:
         """The exact input tensor for ``image`` and which segmentation path was taken."""
+        how: Literal["provided", "automatic"]
         if image.mask is not None:
             mask, how = image.mask, "provided"
         else:
@@ -117,7 +118,7 @@ class Model:
                 "No inner eyelid (conjunctiva) could be found in the photo. Pull the lower "
                 "eyelid down and take the photo in good light, or mark the area yourself."
             )
-        return tensor, how  # type: ignore[return-value]
+        return tensor, how
 
     def predict(self, image: DecodedImage) -> ModelOutput:
         t0 = time.perf_counter()
