@@ -32,8 +32,8 @@ LITERT_VENV ?= .venv-litert
 $(LITERT_VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(LITERT_VENV)
 	grep -v '^tflite-runtime' requirements.txt > $(LITERT_VENV)/requirements.txt
-	sed 's|^-r requirements.txt|-r $(LITERT_VENV)/requirements.txt|' requirements-dev.txt \
-		> $(LITERT_VENV)/requirements-dev.txt
+	# "-r requirements.txt" inside it resolves beside it: to the filtered copy.
+	cp requirements-dev.txt $(LITERT_VENV)/requirements-dev.txt
 	$(LITERT_VENV)/bin/python -m pip install --quiet -r $(LITERT_VENV)/requirements-dev.txt \
 		ai-edge-litert==2.3.0
 	$(LITERT_VENV)/bin/python -m pip uninstall --quiet --yes tflite-runtime || true
