@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, throttling, viewsets
@@ -86,11 +87,21 @@ class PredictView(APIView):
             request_id=getattr(request._request, "request_id", ""),
             timings=timings,
         )
-        if not request.user.is_authenticated:
+        if not request.user.is_authenticated and _from_a_browser(request):
             selectors.session_remember(request.session, prediction.message_id)
         response = Response(PredictionSerializer(prediction).data, status=status.HTTP_201_CREATED)
         response["Server-Timing"] = server_timing(timings)
         return response
+
+
+def _from_a_browser(request: Request) -> bool:
+    """A caller holding our CSRF or session cookie (our pages set them).
+
+    Only such callers get their results remembered in a session: a cookie-less API
+    client would otherwise add one session row per prediction that nobody can use.
+    """
+    cookies = request.COOKIES
+    return settings.CSRF_COOKIE_NAME in cookies or settings.SESSION_COOKIE_NAME in cookies
 
 
 def _site(request: Request) -> dict[str, Any]:

@@ -137,10 +137,20 @@ def test_it_reports_server_timings(api_client, real_crop_bytes):
 
 
 def test_an_anonymous_session_can_read_back_its_result(api_client, real_crop_bytes):
+    api_client.get("/")  # the page sets the CSRF cookie, as a patient's browser has
     body = api_client.post(URL, {"image": upload(real_crop_bytes)}, format="multipart").json()
     again = api_client.get(f"/api/results/{body['message_id']}")
     assert again.status_code == 200
     assert again.json()["message_id"] == body["message_id"]
+
+
+def test_a_cookie_less_api_client_creates_no_session(api_client, real_crop_bytes):
+    from django.contrib.sessions.models import Session
+
+    response = api_client.post(URL, {"image": upload(real_crop_bytes)}, format="multipart")
+    assert response.status_code == 201
+    assert Session.objects.count() == 0
+    assert "sessionid" not in response.cookies
 
 
 # --- upload rules: each error is clean, in the one shape, and stores nothing ---------

@@ -51,6 +51,7 @@ def test_each_risk_level_round_trips_through_the_api(api_client, images_by_level
     if level not in images_by_level:
         pytest.fail(f"no image in the dataset reaches {level}")
     data, direct_score = images_by_level[level]
+    api_client.get("/")  # a patient's browser holds the CSRF cookie from our page
     response = api_client.post(
         "/api/predict",
         {"image": SimpleUploadedFile("eyelid.png", data, content_type="image/png")},

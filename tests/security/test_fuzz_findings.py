@@ -51,8 +51,9 @@ def test_a_session_write_that_fails_after_the_prediction_rolls_it_back(
     def fail(self, must_create=False):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(SessionStore, "save", fail)
     client = Client(raise_request_exception=False)
+    client.get("/")  # a patient's browser: it holds the CSRF cookie, so a session is kept
+    monkeypatch.setattr(SessionStore, "save", fail)
     body, ctype = multipart([image_part(real_crop_bytes, b"a.png", b"image/png")])
     response = client.generic("POST", "/api/predict", body, content_type=ctype)
 
@@ -63,6 +64,7 @@ def test_a_session_write_that_fails_after_the_prediction_rolls_it_back(
 
 
 def test_a_successful_upload_is_committed_with_its_session(client: Client, real_crop_bytes):
+    client.get("/")  # a patient's browser: it holds the CSRF cookie, so a session is kept
     body, ctype = multipart([image_part(real_crop_bytes, b"a.png", b"image/png")])
     response = client.generic("POST", "/api/predict", body, content_type=ctype)
     assert response.status_code == 201
