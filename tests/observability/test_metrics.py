@@ -3,15 +3,13 @@ of /metrics parsed as Prometheus parses it."""
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from predictions.models import Prediction
 from tests.factories import PredictionFactory
 from tests.observability.conftest import parse_metrics, sample_value, samples_of, scrape
+from tests.security.hostile import png_bomb
 
 pytestmark = pytest.mark.django_db
 
@@ -20,24 +18,6 @@ PREDICT = "/api/predict"
 
 def upload(data: bytes, name: str = "eyelid.png", content_type: str = "image/png"):
     return SimpleUploadedFile(name, data, content_type=content_type)
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 def test_it_counts_a_prediction_by_condition_risk_level_and_model_version(
@@ -142,8 +122,8 @@ def test_it_counts_api_errors_by_route_and_code(client, api_client):
         ("unsupported_media_type", b"%PDF-1.7\n" + b"\x00" * 64),
         ("invalid_image", b""),
         ("invalid_image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40),
-        ("invalid_dimensions", png_declaring(60000, 60000)),
-        ("invalid_dimensions", png_declaring(8, 8)),
+        ("invalid_dimensions", png_bomb(60000, 60000)),
+        ("invalid_dimensions", png_bomb(8, 8)),
         ("missing_image", None),
         ("file_too_large", b"\xff\xd8\xff" + b"\x00" * 6000),
     ],
