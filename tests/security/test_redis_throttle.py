@@ -89,20 +89,32 @@ def run(database_url: str, image: bytes, **env: str) -> tuple[list[int], set[int
     return statuses, pids
 
 
+# Sequential requests are spread over the workers by the kernel, not evenly: now and
+# then one worker takes them all, and the run shows nothing. Such runs are repeated
+# (a bounded number of times); a run where both workers answered decides.
+ATTEMPTS = 4
+
+
 def test_the_anonymous_limit_holds_across_two_workers_with_redis(database_url, real_crop_bytes):
     client = redis_client()
-    client.flushdb()
-    try:
-        statuses, pids = run(database_url, real_crop_bytes, REDIS_URL=REDIS_URL)
-        assert client.keys(":1:throttle_predict_anon_*"), "the count was not kept in Redis"
-    finally:
+    for _ in range(ATTEMPTS):
         client.flushdb()
+        try:
+            statuses, pids = run(database_url, real_crop_bytes, REDIS_URL=REDIS_URL)
+            assert client.keys(":1:throttle_predict_anon_*"), "the count was not kept in Redis"
+        finally:
+            client.flushdb()
+        if len(pids) == 2:
+            break
     assert len(pids) == 2, "both workers must have answered for the test to mean anything"
     assert statuses == [201] * LIMIT + [429] * (SENT - LIMIT)
 
 
 def test_without_redis_each_worker_counts_alone(database_url, real_crop_bytes):
-    statuses, pids = run(database_url, real_crop_bytes)
-    assert len(pids) == 2
+    for _ in range(ATTEMPTS):
+        statuses, pids = run(database_url, real_crop_bytes)
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2, "both workers must have answered for the test to mean anything"
     # Whatever the split, both workers allowed some: more than the limit got through.
     assert statuses.count(201) > LIMIT
