@@ -7,7 +7,6 @@ reconnects) while the shared PostgreSQL server keeps running for everyone else.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
@@ -27,11 +26,14 @@ from tests.live import (
     migrate,
     server_env,
 )
+from tests.optional import require_postgres
 
 pytestmark = pytest.mark.live_server_process
 
-if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-    pytest.skip("needs PostgreSQL in DATABASE_URL", allow_module_level=True)
+
+@pytest.fixture(scope="module", autouse=True)
+def _postgres() -> None:
+    require_postgres()
 
 
 def rows(url: str) -> list[tuple[str, float]]:

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pythonjsonlogger.json import JsonFormatter
 
 from healthguard.request_id import RequestIdLogFilter
+from tests.optional import require_postgres, require_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,10 +115,7 @@ def free_port() -> int:
 
 
 def postgres_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("needs DATABASE_URL pointing at PostgreSQL (CI sets it)")
-    return url
+    return require_postgres()
 
 
 def url_with(url: str, *, database: str | None = None, port: int | None = None) -> str:
@@ -313,12 +311,7 @@ def multipart_image(data: bytes, filename: str = "eyelid.png") -> tuple[bytes, s
 
 
 def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail(
-            "promtool is not installed (Debian: apt-get install -y prometheus); "
-            "CI installs it to lint the /metrics output"
-        )
+    promtool = require_tool("promtool")
     return subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
     )

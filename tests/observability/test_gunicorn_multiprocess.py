@@ -24,6 +24,7 @@ from tests.observability.conftest import (
     sample_value,
     server_env,
 )
+from tests.optional import unavailable
 
 pytestmark = pytest.mark.live_server_process
 
@@ -105,7 +106,7 @@ def predict(server: ServerProcess, image: bytes, request_id: str):
 def test_one_scrape_counts_the_predictions_of_every_worker(server, metrics_dir):
     images = conjunctiva_images()
     if not images:
-        pytest.skip("dataset not found (set HEALTHGUARD_DATASET_DIR)")
+        unavailable("dataset not found (set HEALTHGUARD_DATASET_DIR)")
     assert not (metrics_dir / "counter_999999.db").exists(), "on_starting left stale samples"
     before = scrape(server)
 

@@ -23,6 +23,7 @@ from tests.live import (
     migrate,
     server_env,
 )
+from tests.optional import unavailable
 
 pytestmark = pytest.mark.live_server_process
 
@@ -39,7 +40,7 @@ def redis_client():
     try:
         client.ping()
     except redis.RedisError as exc:
-        pytest.skip(f"Redis is not running on 127.0.0.1:6379 ({exc.__class__.__name__})")
+        unavailable(f"Redis is not running on 127.0.0.1:6379 ({exc.__class__.__name__})")
     return client
 
 
