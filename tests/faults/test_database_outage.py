@@ -16,8 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.proxy import CuttableProxy
-from tests.live import (
+from devtools.live import (
     LiveServer,
     Response,
     database_drop,
@@ -26,6 +25,7 @@ from tests.live import (
     migrate,
     server_env,
 )
+from tests.faults.proxy import CuttableProxy
 from tests.optional import require_postgres
 
 pytestmark = pytest.mark.live_server_process

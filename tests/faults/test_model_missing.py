@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.live import (
+from devtools.live import (
     LiveServer,
     database_drop,
     database_url_for,
@@ -24,6 +23,7 @@ from tests.live import (
     migrate,
     server_env,
 )
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.live_server_process
 

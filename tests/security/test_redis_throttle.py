@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.live import (
+from devtools.live import (
     LiveServer,
     Response,
     database_drop,
