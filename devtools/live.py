@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.multipart import image_upload
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -263,6 +265,16 @@ class LiveServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
+
+
+def predict(
+    server: LiveServer, image: bytes, filename: str = "e.png", headers: dict[str, str] | None = None
+) -> Response:
+    """POST /api/predict with one image, as the page's form would send it."""
+    body, content_type = image_upload(image, filename)
+    return server.request(
+        "POST", "/api/predict", body=body, headers={"Content-Type": content_type, **(headers or {})}
+    )
 
 
 def server_env(database_url: str, **extra: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ import subprocess
 import threading
 import time
 import urllib.parse
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +22,7 @@ from devtools.live import (
     database_url_for,
     live_db_name,
     migrate,
+    predict,
     server_env,
 )
 from tests.faults.proxy import CuttableProxy
@@ -61,20 +61,6 @@ def outage() -> Iterator[tuple[LiveServer, CuttableProxy, str]]:
         server.stop()
         proxy.stop()
         database_drop(direct_url)
-
-
-def predict(server: LiveServer, image: bytes) -> Response:
-    boundary = uuid.uuid4().hex
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="e.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
-    return server.request(
-        "POST",
-        "/api/predict",
-        body=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )
 
 
 def worker_pids(server: LiveServer) -> set[int]:
