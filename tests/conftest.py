@@ -69,6 +69,12 @@ def pytest_runtest_makereport(
         report.longrepr = f"skipped, but HEALTHGUARD_REQUIRE_ALL_TOOLS=1: {report.longrepr}"
 
 
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # Likewise a module that skips itself at import (pytest.skip(allow_module_level=True)).
+    if all_required() and report.skipped:
+        report.outcome = "failed"
+
+
 @pytest.fixture(autouse=True)
 def _plain_static_storage(settings) -> None:
     # Tests render templates without running collectstatic first.
