@@ -4,7 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from healthguard import metrics
-from predictions import api, audit_api, health
+from predictions import api, health
+from predictions.audit import api as audit_api
 
 router = SimpleRouter(trailing_slash=False)
 router.register("results", api.ResultViewSet, basename="result")

@@ -14,7 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from predictions import audit, selectors, services
+from predictions import selectors, services
+from predictions.audit.access import predictions_accessed
 from predictions.errors import MissingImage
 from predictions.filters import PredictionFilter
 from predictions.models import Prediction
@@ -147,10 +148,10 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         self, queryset: QuerySet[Prediction] | Sequence[Prediction]
     ) -> Sequence[Prediction] | None:
         page = super().paginate_queryset(queryset)
-        audit.predictions_accessed(request=self.request, predictions=page or [], via="api")
+        predictions_accessed(request=self.request, predictions=page or [], via="api")
         return page
 
     def get_object(self) -> Prediction:
         prediction = super().get_object()
-        audit.predictions_accessed(request=self.request, predictions=[prediction], via="api")
+        predictions_accessed(request=self.request, predictions=[prediction], via="api")
         return prediction

@@ -27,8 +27,9 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ml.images import ImageError
-from predictions import audit, selectors, services
+from predictions import selectors, services
 from predictions.api import PredictAnonThrottle, PredictUserThrottle
+from predictions.audit.access import predictions_accessed
 from predictions.errors import ApiError, UploadTooLarge, image_error_status
 from predictions.forms import PhotoForm
 from predictions.models import RiskLevel
@@ -250,7 +251,7 @@ def result(request: HttpRequest, message_id: str) -> HttpResponse:
     # A result the caller may not see is a 404, not a 403: the id reveals nothing.
     prediction = get_object_or_404(_visible_predictions(request), message_id=message_id)
     # Staff reading someone's result here is audited like a read through the API.
-    audit.predictions_accessed(request=request, predictions=[prediction], via="page")
+    predictions_accessed(request=request, predictions=[prediction], via="page")
     return render(
         request,
         "predictions/result.html",
