@@ -214,7 +214,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "predictions.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "predictions.handlers.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "predict_anon": env_str("THROTTLE_ANON_PREDICT", "30/minute"),
         "predict_user": env_str("THROTTLE_USER_PREDICT", "120/minute"),
@@ -331,4 +331,4 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
-CSRF_FAILURE_VIEW = "predictions.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "predictions.handlers.csrf_failure"

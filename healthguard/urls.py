@@ -26,7 +26,7 @@ urlpatterns = [
     path("", include("predictions.urls")),
 ]
 
-handler400 = "predictions.errors.handler400"
-handler403 = "predictions.errors.handler403"
-handler404 = "predictions.errors.handler404"
-handler500 = "predictions.errors.handler500"
+handler400 = "predictions.handlers.handler400"
+handler403 = "predictions.handlers.handler403"
+handler404 = "predictions.handlers.handler404"
+handler500 = "predictions.handlers.handler500"

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, status, throttling, viewsets
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,10 +16,11 @@ from rest_framework.views import APIView
 
 from predictions import selectors, services
 from predictions.audit.access import predictions_accessed
-from predictions.errors import MissingImage
+from predictions.exceptions import MissingImage
 from predictions.filters import PredictionFilter
 from predictions.models import Prediction
 from predictions.serializers import PredictionRequestSerializer, PredictionSerializer
+from predictions.throttles import PredictAnonThrottle, PredictUserThrottle
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -40,14 +41,6 @@ _ERROR_SCHEMA = {
 
 def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(response=_ERROR_SCHEMA, description=description)
-
-
-class PredictAnonThrottle(throttling.AnonRateThrottle):
-    scope = "predict_anon"
-
-
-class PredictUserThrottle(throttling.UserRateThrottle):
-    scope = "predict_user"
 
 
 def server_timing(timings: services.PredictionTimings) -> str:

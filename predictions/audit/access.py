@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditlog.models import LogEntry
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.contenttypes.models import ContentType
 from django.http import HttpRequest
-from rest_framework.request import Request
 
 from predictions.audit.chain import entries_write
 from predictions.audit.trail import entry_build, remote_addr_of, request_actor, user_or_none
 from predictions.models import Prediction
+
+if TYPE_CHECKING:  # DRF's Request in type hints only: no DRF import at run time
+    from rest_framework.request import Request
 from predictions.selectors import can_view_all
 
 

@@ -20,7 +20,7 @@ import contextvars
 import datetime as dt
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditlog.middleware import AuditlogMiddleware
 from auditlog.models import LogEntry
@@ -31,10 +31,12 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models.signals import post_save, pre_save
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from rest_framework.request import Request
 
 from predictions.audit import chain
 from predictions.models import Prediction
+
+if TYPE_CHECKING:  # DRF's Request in type hints only: no DRF import at run time
+    from rest_framework.request import Request
 
 MASK = "[masked]"
 
