@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.utils import timezone
 
-from predictions import audit
+from predictions.audit import trail as audit
 from predictions.models import AuditChainLink, AuditChainState
 from tests.factories import PredictionFactory, UserFactory
 from tests.optional import unavailable
