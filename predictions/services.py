@@ -13,9 +13,9 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 
-from healthguard import metrics
 from ml.images import check_dimensions, check_trailer, decode_image, read_header
 from ml.risk import assess_risk
+from ops import metrics
 from predictions import malware
 from predictions.inference import model_get
 from predictions.models import Prediction
