@@ -114,7 +114,23 @@ def migrate(env: dict[str, str], *, collectstatic: bool = True) -> None:
     pages (404 pages included) need the manifest that collectstatic writes."""
     manage(env, "migrate", "--noinput")
     if collectstatic:
+        static_collect(env)
+
+
+_static_collected = False
+
+
+def static_collect(env: dict[str, str]) -> None:
+    """collectstatic, once per process (a test session, a bench run).
+
+    Every server of a checkout reads the same STATIC_ROOT, and the static sources do not
+    change while tests run, so one collection serves them all; each further one would
+    cost a Django start-up and a re-hash of every file for nothing.
+    """
+    global _static_collected
+    if not _static_collected:
         manage(env, "collectstatic", "--noinput")
+        _static_collected = True
 
 
 @dataclass

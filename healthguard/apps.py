@@ -14,7 +14,7 @@ class HealthguardConfig(AppConfig):
     verbose_name = "HealthGuard Vision"
 
     def ready(self) -> None:
-        from healthguard.telemetry import telemetry_configure
+        from ops.telemetry import telemetry_configure
 
         checks.register(metrics_token_check, checks.Tags.security, deploy=True)
         # A no-op unless APPLICATIONINSIGHTS_CONNECTION_STRING is set.

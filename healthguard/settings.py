@@ -53,15 +53,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "healthguard.request_id.RequestIdMiddleware",
+    "ops.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # One log line and one healthguard_api_requests_total count per request (after
     # WhiteNoise, so static files are neither); needs the request id set above.
-    "healthguard.request_log.RequestLogMiddleware",
+    "ops.request_log.RequestLogMiddleware",
     # Upload requests run in one transaction, session write included (see module).
-    "healthguard.atomic_uploads.AtomicUploadMiddleware",
+    "predictions.atomic_uploads.AtomicUploadMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -303,7 +303,7 @@ LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", ("json", "tex
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "healthguard.request_id.RequestIdLogFilter"}},
+    "filters": {"request_id": {"()": "ops.request_id.RequestIdLogFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",

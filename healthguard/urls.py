@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from healthguard import metrics
+from ops import metrics
 from predictions import api, health
 from predictions.audit import api as audit_api
 

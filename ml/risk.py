@@ -14,18 +14,28 @@ class RiskLevel(str, Enum):
     HIGH = "high"
 
 
+def gettext_noop(message: str) -> str:
+    """Mark a string for translation without importing Django.
+
+    Django's makemessages extracts the literal inside any call named gettext_noop, so
+    the English below is the one source of these strings: the pages look each one up
+    in the catalogue (predictions.patient_copy), the API returns it as it is.
+    """
+    return message
+
+
 # Kept as constants so the pages can translate them (the key is the level's value).
 RECOMMENDATIONS: dict[RiskLevel, str] = {
-    RiskLevel.LOW: (
+    RiskLevel.LOW: gettext_noop(
         "No sign of anemia was found in this photo. This is a screening aid, not a diagnosis: "
         "if the child is tired, pale, short of breath or unwell, see a clinician and ask for "
         "a blood test."
     ),
-    RiskLevel.MEDIUM: (
+    RiskLevel.MEDIUM: gettext_noop(
         "The result is uncertain. Get a blood test (haemoglobin) at a clinic or health centre "
         "to know whether there is anemia."
     ),
-    RiskLevel.HIGH: (
+    RiskLevel.HIGH: gettext_noop(
         "Signs of anemia were found. See a health professional soon for a blood test "
         "(haemoglobin); only a blood test can confirm anemia."
     ),

@@ -20,8 +20,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from healthguard import metrics
 from ml.images import ImageError
+from ops import metrics
 from predictions.errors import database_outage, error_body, error_of
 from predictions.exceptions import (
     ApplicationError,

@@ -1,8 +1,9 @@
 """Patient copy: every word the pages and their script show, translated.
 
-The pages (`predictions.views`) and the error templates read these tables; the
-English of RECOMMENDATIONS and DISCLAIMER is the same as ml.risk.RECOMMENDATIONS and
-predictions.serializers.DISCLAIMER (tests check it).
+The pages (`predictions.views`) and the error templates read these tables. Each English
+text is written once: the recommendations in ml.risk (Django-free, marked there for
+makemessages), the disclaimer here, and the API (predictions.serializers) sends the
+English of both.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
+from ml import risk
 from predictions.models import RiskLevel
 
 # Friendly, translated words for every error code the API and the service can produce
@@ -81,22 +83,10 @@ SCRIPT_TEXT: dict[str, Promise] = {
     ),
 }
 
-# ml/ stays free of Django and returns English; the page shows the translated text for
-# the level. The English text is the same as ml.risk.RECOMMENDATIONS (a test checks it).
+# ml/ stays free of Django and returns English (its strings are marked for makemessages
+# there); the page shows the translation of the level's text.
 RECOMMENDATIONS: dict[str, Promise] = {
-    RiskLevel.LOW: _(
-        "No sign of anemia was found in this photo. This is a screening aid, not a diagnosis: "
-        "if the child is tired, pale, short of breath or unwell, see a clinician and ask for "
-        "a blood test."
-    ),
-    RiskLevel.MEDIUM: _(
-        "The result is uncertain. Get a blood test (haemoglobin) at a clinic or health centre "
-        "to know whether there is anemia."
-    ),
-    RiskLevel.HIGH: _(
-        "Signs of anemia were found. See a health professional soon for a blood test "
-        "(haemoglobin); only a blood test can confirm anemia."
-    ),
+    level.value: _(text) for level, text in risk.RECOMMENDATIONS.items()
 }
 
 RISK_LABELS: dict[str, Promise] = {
@@ -105,11 +95,12 @@ RISK_LABELS: dict[str, Promise] = {
     RiskLevel.HIGH: _("High risk"),
 }
 
-# Same text as predictions.serializers.DISCLAIMER (a test checks it).
-DISCLAIMER = _(
+# The API sends the English (predictions.serializers.DISCLAIMER); the pages translate it.
+DISCLAIMER_ENGLISH: str = gettext_noop(
     "This is a screening aid, not a diagnosis. Only a blood test (haemoglobin) can "
     "confirm or rule out anemia: talk to a health professional."
 )
+DISCLAIMER: Promise = _(DISCLAIMER_ENGLISH)
 
 # The English messages predictions/handlers.py gives the error templates, which show them
 # through {% translate message %}; listed here so makemessages keeps them in the catalog.

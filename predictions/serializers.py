@@ -5,11 +5,10 @@ from typing import Any
 from rest_framework import serializers
 
 from predictions.models import Prediction
+from predictions.patient_copy import DISCLAIMER_ENGLISH
 
-DISCLAIMER = (
-    "This is a screening aid, not a diagnosis. Only a blood test (haemoglobin) can "
-    "confirm or rule out anemia: talk to a health professional."
-)
+# Every result carries the disclaimer, in English (the pages show it translated).
+DISCLAIMER = DISCLAIMER_ENGLISH
 
 
 class PredictionRequestSerializer(serializers.Serializer[Any]):

@@ -13,9 +13,9 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 
-from healthguard import metrics
-from ml.images import check_dimensions, decode_image, read_header
+from ml.images import check_dimensions, check_trailer, decode_image, read_header
 from ml.risk import assess_risk
+from ops import metrics
 from predictions import malware
 from predictions.inference import model_get
 from predictions.models import Prediction
@@ -70,7 +70,8 @@ def prediction_create(
     # Bad input is refused from the header alone, before anything else is looked at.
     header = read_header(image_bytes)
     check_dimensions(header)
-    malware.upload_screen(data=image_bytes, header=header)
+    check_trailer(image_bytes, header)
+    malware.upload_scan(data=image_bytes)
     model = model_get(site=site)
     sha256 = hashlib.sha256(image_bytes).hexdigest()
     t = timings.add("read_hash", t)

@@ -21,7 +21,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from devtools.live import LiveServer, database_drop, database_recreate, migrate
 from devtools.live import server_env as live_server_env
-from healthguard.request_id import RequestIdLogFilter
+from ops.request_id import RequestIdLogFilter
 from tests.optional import require_postgres, require_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

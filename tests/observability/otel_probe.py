@@ -61,7 +61,7 @@ def main() -> None:
     django.setup()
     from django.test import Client
 
-    from healthguard import telemetry
+    from ops import telemetry
 
     result: dict = {
         "enabled": telemetry.telemetry_enabled(),

@@ -10,7 +10,7 @@ import sys
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-import healthguard.metrics
+import ops.metrics
 from tests.observability.conftest import parse_metrics, promtool_check, sample_value
 
 TOKEN = "s3cret-scrape-token-for-tests"
@@ -69,13 +69,13 @@ def test_it_serves_the_metrics_with_the_right_token(client, settings):
 def test_it_compares_the_token_in_constant_time(client, settings, monkeypatch):
     settings.METRICS_TOKEN = TOKEN
     calls = []
-    real = healthguard.metrics.hmac.compare_digest
+    real = ops.metrics.hmac.compare_digest
 
     def spy(a, b):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(healthguard.metrics.hmac, "compare_digest", spy)
+    monkeypatch.setattr(ops.metrics.hmac, "compare_digest", spy)
     client.get("/metrics", HTTP_AUTHORIZATION="Bearer guess")
     assert calls == [(b"guess", TOKEN.encode())]
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from healthguard.request_log import level_for
+from ops.request_log import level_for
 from tests.observability.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.django_db

@@ -28,7 +28,7 @@ def rejections_total() -> float | None:
 @pytest.fixture
 def rejection_counter() -> Callable[[], float]:
     """Returns a function giving how many rejections were counted since the test began."""
-    import healthguard.metrics  # noqa: F401  (registers the counters)
+    import ops.metrics  # noqa: F401  (registers the counters)
 
     before = rejections_total() or 0.0
     return lambda: (rejections_total() or 0.0) - before

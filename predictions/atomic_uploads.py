@@ -22,7 +22,7 @@ from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import NoReverseMatch, reverse
 
-from healthguard import metrics
+from ops import metrics
 from predictions.errors import error_of
 from predictions.exceptions import DatabaseUnavailable
 

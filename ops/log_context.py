@@ -1,7 +1,7 @@
 """Fields added to the current request's log line from anywhere below the middleware.
 
-`healthguard.request_log` opens a context per request (`fields_collect`) and writes
-the fields on its line; `annotate` (called by `healthguard.metrics.prediction_record`
+`ops.request_log` opens a context per request (`fields_collect`) and writes
+the fields on its line; `annotate` (called by `ops.metrics.prediction_record`
 and others) adds to it. A module of its own so that metrics and request logging do
 not import each other.
 """

@@ -30,7 +30,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from healthguard import log_context
+from ops import log_context
 
 if TYPE_CHECKING:
     from predictions.models import Prediction

@@ -1,7 +1,7 @@
 """One log line per request: method, route, status, duration_ms, request_id.
 
 Predictions add risk_level and model_version (through `log_context.annotate`, called
-by healthguard.metrics.prediction_record). Never the raw path (it carries message ids),
+by ops.metrics.prediction_record). Never the raw path (it carries message ids),
 the query string, the body (image bytes) or who the user is.
 
 The line's level follows the outcome, so that LOG_LEVEL filters it sensibly:
@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from healthguard import metrics, telemetry
-from healthguard.log_context import fields_collect
+from ops import metrics, telemetry
+from ops.log_context import fields_collect
 
 logger = logging.getLogger("healthguard.requests")
 

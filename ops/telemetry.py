@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from healthguard.request_id import RequestIdLogFilter
+from ops.request_id import RequestIdLogFilter
 
 CONNECTION_STRING_VARIABLE = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 SPAN_REQUEST_ID_ATTRIBUTE = "request_id"
