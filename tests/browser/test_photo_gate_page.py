@@ -452,3 +452,30 @@ def test_the_gate_screens_fit_the_width_and_are_kept_as_screenshots(
     page.wait_for_url("**/results/pred_*")
     page.locator("#analysed-image").wait_for(state="visible")
     shot("result")
+
+
+def test_a_refusal_is_said_in_french_on_a_french_page(new_page, tmp_path):
+    page = new_page(locale="fr-FR")
+    page.route(
+        "**/api/predict",
+        lambda route: route.fulfill(
+            status=422,
+            body=refusal("photo_quality", ["too_dark", "no_texture"]),
+            content_type="application/json",
+        ),
+    )
+    page.goto("/")
+    assert page.locator("label[for=id_image]").inner_text() == "Choisir une photo"
+    open_photo(page, eyelid_photo(tmp_path).path)
+
+    page.click("#send-whole")
+
+    status = page.locator("#outline-status")
+    status.filter(has_text="trop sombre").wait_for()
+    text = status.inner_text()
+    assert "La lumière de cette photo ne permet pas de lire la couleur" in text
+    assert "Tenez le téléphone immobile" in text
+    assert "Rien de cette photo n\u2019a été conservé." in text
+    assert page.locator("#retake").inner_text() == "Prendre une autre photo"
+    reoutline = page.locator("#reoutline").inner_text()
+    assert reoutline == "Entourer plutôt l\u2019intérieur de la paupière"
