@@ -454,8 +454,8 @@ def test_the_gate_screens_fit_the_width_and_are_kept_as_screenshots(
     shot("result")
 
 
-def test_a_refusal_is_said_in_french_on_a_french_page(new_page, tmp_path):
-    page = new_page(locale="fr-FR")
+def test_a_refusal_is_said_in_french_on_a_french_page(new_page, tmp_path, artifacts):
+    page = new_page(locale="fr-FR", **PHONE)
     page.route(
         "**/api/predict",
         lambda route: route.fulfill(
@@ -477,5 +477,7 @@ def test_a_refusal_is_said_in_french_on_a_french_page(new_page, tmp_path):
     assert "Tenez le téléphone immobile" in text
     assert "Rien de cette photo n\u2019a été conservé." in text
     assert page.locator("#retake").inner_text() == "Prendre une autre photo"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.locator("#outline-step").screenshot(path=str(artifacts / "gate-refusal-360-fr.png"))
     reoutline = page.locator("#reoutline").inner_text()
     assert reoutline == "Entourer plutôt l\u2019intérieur de la paupière"
