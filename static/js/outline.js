@@ -20,11 +20,27 @@
   var MAX_BYTES = config.maxBytes;
   var MAX_SIDE = 1024; // the model looks at 224 px; more only costs upload time on slow networks
   var MIN_SIDE = 32; // the server refuses smaller images
-  var HIT_RADIUS = 18; // CSS px: how close a touch must be to grab a point
-  var TAP_SLOP = 8; // CSS px a tap may wander before it becomes a pan
+  var WHOLE_MAX_SIDE = 1600; // the whole photo is downsized to this long side before upload
+  var WHOLE_QUALITY = 0.9;
+  var THUMB_SIDE = 320; // the result page's picture of what was analysed
+  var HIT_RADIUS = 18; // CSS px: at most this close a press must be to drag a point
+  var MIN_HIT_RADIUS = 6; // ... and at least this, where points crowd together
+  var TAP_SLOP = 8; // CSS px a tap may wander before it becomes a drag or a pan
+  var KEY_STEP = 40; // CSS px the photo moves per arrow key press (Shift: KEY_FINE_STEP)
+  var KEY_FINE_STEP = 4;
+  var THUMB_PREFIX = "hg-analysed:";
+  var REFUSALS = ["not_a_conjunctiva", "not_fingernails", "photo_quality", "no_conjunctiva_found"];
   var UPLOAD_TIMEOUT_MS = 120000;
 
   var input = document.getElementById("id_image");
+  // Two pickers for one field: the camera (capture) and the phone's photos / files.
+  var inputs = Array.prototype.filter.call(
+    form.querySelectorAll("input[type=file]"),
+    function (node) { return node.name === input.name; }
+  );
+  var uploadTitle = document.getElementById("upload-title");
+  var refusal = document.getElementById("refusal");
+  var keyHelp = document.getElementById("keyboard-help");
   var dropzone = document.getElementById("dropzone");
   var formStatus = document.getElementById("form-error");
   var step = document.getElementById("outline-step");
@@ -40,7 +56,14 @@
     sendOutline: document.getElementById("send-outline"),
     sendWhole: document.getElementById("send-whole"),
     chooseAgain: document.getElementById("choose-again"),
+    retake: document.getElementById("retake"),
+    reoutline: document.getElementById("reoutline"),
   };
+  // Words added with the photo gate live in the page (translated by the template).
+  var words = {};
+  Array.prototype.forEach.call(document.querySelectorAll("#hg-words [data-key]"), function (node) {
+    words[node.dataset.key] = node.textContent.trim();
+  });
   var ctx = canvas.getContext("2d");
   canvas.setAttribute("aria-label", config.text.canvas_label);
 
@@ -55,6 +78,10 @@
     ox: 0, // CSS px: where image pixel (0, 0) is drawn
     oy: 0,
     busy: false,
+    carrying: -1, // the point the keyboard picked up, or -1
+    focused: false, // the canvas has keyboard focus: show the crosshair
+    lastSent: "", // "outline" or "whole"
+    advice: [], // the last refusal's reasons, in words
   };
   var pointers = new Map();
   var gesture = null;
@@ -104,14 +131,38 @@
     image.src = url;
   }
 
-  input.addEventListener("change", function () {
-    // A cancelled picker leaves no file: nothing to say then.
-    if (input.files && input.files[0]) openFile(input.files[0]);
+  function chosenFile() {
+    for (var i = 0; i < inputs.length; i++) {
+      if (inputs[i].files && inputs[i].files[0]) return inputs[i].files[0];
+    }
+    return null;
+  }
+
+  inputs.forEach(function (picker) {
+    picker.addEventListener("change", function () {
+      // A cancelled picker leaves no file: nothing to say then.
+      if (!picker.files || !picker.files[0]) return;
+      // One photo at a time: the other picker lets go of its photo, so that the form
+      // (without this script) and the outline both use the one just chosen.
+      inputs.forEach(function (other) {
+        if (other !== picker) other.value = "";
+      });
+      openFile(picker.files[0]);
+    });
   });
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    openFile(input.files && input.files[0]);
+    var file = chosenFile();
+    if (file && state.image && file === state.file) {
+      // The photo is already open in step 2: go back to it, outline and all.
+      step.hidden = false;
+      say(status, words.outline_kept || "");
+      stepTitle.focus();
+      step.scrollIntoView({ block: "start" });
+      return;
+    }
+    openFile(file);
   });
 
   ["dragenter", "dragover"].forEach(function (type) {
@@ -129,6 +180,7 @@
     event.preventDefault();
     var files = event.dataTransfer && event.dataTransfer.files;
     if (!files || !files.length) return;
+    inputs.forEach(function (picker) { picker.value = ""; });
     try {
       input.files = files;
     } catch (e) {
@@ -153,6 +205,8 @@
     state.image = image;
     state.points = [];
     state.history = [];
+    state.carrying = -1;
+    hideRefusal();
     step.hidden = false;
     say(status, config.text.ready);
     resizeCanvas();
@@ -215,12 +269,51 @@
     if (state.history.length > 200) state.history.shift();
   }
 
+  // The point a press at (x, y) may drag: the nearest one within its grab radius. The
+  // radius shrinks where points crowd (half the distance to the point's nearest
+  // neighbour), so that at the default zoom a press between two close points still
+  // reaches the photo. A press that does not move adds a point anyway (see endPointer).
   function hitTest(x, y) {
-    for (var i = state.points.length - 1; i >= 0; i--) {
-      var s = toScreen(state.points[i]);
-      if (Math.hypot(s[0] - x, s[1] - y) <= HIT_RADIUS) return i;
-    }
-    return -1;
+    var screen = state.points.map(toScreen);
+    var best = -1;
+    var bestDistance = Infinity;
+    screen.forEach(function (s, i) {
+      var nearest = Infinity;
+      screen.forEach(function (t, j) {
+        if (j !== i) nearest = Math.min(nearest, Math.hypot(s[0] - t[0], s[1] - t[1]));
+      });
+      var radius = Math.max(MIN_HIT_RADIUS, Math.min(HIT_RADIUS, nearest / 2));
+      var distance = Math.hypot(s[0] - x, s[1] - y);
+      if (distance <= radius && distance < bestDistance) {
+        best = i;
+        bestDistance = distance;
+      }
+    });
+    return best;
+  }
+
+  function centre() {
+    return [canvas.clientWidth / 2, canvas.clientHeight / 2];
+  }
+
+  function drawCrosshair() {
+    var c = centre();
+    var arm = 14;
+    ctx.lineCap = "round";
+    [["#000", 5], ["#fff", 2]].forEach(function (pen) {
+      ctx.beginPath();
+      ctx.moveTo(c[0] - arm, c[1]);
+      ctx.lineTo(c[0] - 4, c[1]);
+      ctx.moveTo(c[0] + 4, c[1]);
+      ctx.lineTo(c[0] + arm, c[1]);
+      ctx.moveTo(c[0], c[1] - arm);
+      ctx.lineTo(c[0], c[1] - 4);
+      ctx.moveTo(c[0], c[1] + 4);
+      ctx.lineTo(c[0], c[1] + arm);
+      ctx.strokeStyle = pen[0];
+      ctx.lineWidth = pen[1];
+      ctx.stroke();
+    });
   }
 
   function draw() {
@@ -232,6 +325,9 @@
     canvas.dataset.offsetX = String(state.ox);
     canvas.dataset.offsetY = String(state.oy);
     canvas.dataset.points = String(state.points.length);
+    canvas.dataset.outline = JSON.stringify(state.points.map(function (p) {
+      return [Math.round(p[0] * 10) / 10, Math.round(p[1] * 10) / 10];
+    }));
     if (!state.image) return;
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.imageSmoothingQuality = "high";
@@ -262,14 +358,15 @@
       ctx.stroke();
       pts.forEach(function (p, index) {
         ctx.beginPath();
-        ctx.arc(p[0], p[1], index === 0 ? 8 : 6, 0, Math.PI * 2);
-        ctx.fillStyle = index === 0 ? "#ffe14d" : "#fff";
+        ctx.arc(p[0], p[1], index === 0 ? 8 : index === state.carrying ? 9 : 6, 0, Math.PI * 2);
+        ctx.fillStyle = index === state.carrying ? "#4dd2ff" : index === 0 ? "#ffe14d" : "#fff";
         ctx.fill();
         ctx.lineWidth = 2;
         ctx.strokeStyle = "#000";
         ctx.stroke();
       });
     }
+    if (state.focused) drawCrosshair();
     updateControls();
   }
 
@@ -291,6 +388,8 @@
   canvas.addEventListener("pointerdown", function (event) {
     if (!state.image || state.busy) return;
     event.preventDefault();
+    state.focused = false;
+    dropCarried(false);
     canvas.setPointerCapture(event.pointerId);
     var p = localPoint(event);
     pointers.set(event.pointerId, p);
@@ -305,12 +404,18 @@
       return;
     }
     if (pointers.size > 2) return;
-    var hit = hitTest(p[0], p[1]);
-    if (hit >= 0) {
-      gesture = { type: "drag", id: event.pointerId, index: hit, moved: false };
-    } else {
-      gesture = { type: "tap", id: event.pointerId, x: p[0], y: p[1], ox: state.ox, oy: state.oy };
-    }
+    // A press is a tap until it moves: near a point, moving drags that point; elsewhere
+    // it pans the photo. A tap always adds a point (one that does not move never grabs).
+    gesture = {
+      type: "tap",
+      id: event.pointerId,
+      x: p[0],
+      y: p[1],
+      ox: state.ox,
+      oy: state.oy,
+      index: hitTest(p[0], p[1]),
+      moved: false,
+    };
   });
 
   canvas.addEventListener("pointermove", function (event) {
@@ -326,17 +431,24 @@
       state.ox = mx - gesture.anchor[0] * state.scale;
       state.oy = my - gesture.anchor[1] * state.scale;
       draw();
-    } else if (gesture.id !== event.pointerId) {
       return;
-    } else if (gesture.type === "drag") {
-      if (!gesture.moved) remember(); // one undo step per drag, none for a bare press
-      gesture.moved = true;
-      state.points[gesture.index] = clampToImage(toImage(p[0], p[1]));
-      draw();
-    } else if (gesture.type === "tap" && Math.hypot(p[0] - gesture.x, p[1] - gesture.y) > TAP_SLOP) {
-      gesture.type = "pan";
     }
-    if (gesture.type === "pan") {
+    if (gesture.id !== event.pointerId) return;
+    if (gesture.type === "tap" && Math.hypot(p[0] - gesture.x, p[1] - gesture.y) > TAP_SLOP) {
+      gesture.type = gesture.index >= 0 ? "drag" : "pan";
+      if (gesture.type === "drag") {
+        remember(); // one undo step per drag
+        gesture.moved = true;
+        // The point keeps its offset from the finger, so it is not hidden under it.
+        var s = toScreen(state.points[gesture.index]);
+        gesture.dx = s[0] - gesture.x;
+        gesture.dy = s[1] - gesture.y;
+      }
+    }
+    if (gesture.type === "drag") {
+      state.points[gesture.index] = clampToImage(toImage(p[0] + gesture.dx, p[1] + gesture.dy));
+      draw();
+    } else if (gesture.type === "pan") {
       state.ox = gesture.ox + (p[0] - gesture.x);
       state.oy = gesture.oy + (p[1] - gesture.y);
       draw();
@@ -351,12 +463,7 @@
       var ip = toImage(p[0], p[1]);
       var iw = state.image.naturalWidth;
       var ih = state.image.naturalHeight;
-      if (ip[0] >= 0 && ip[1] >= 0 && ip[0] <= iw && ip[1] <= ih) {
-        remember();
-        state.points.push(ip);
-        say(status, "");
-        draw();
-      }
+      if (ip[0] >= 0 && ip[1] >= 0 && ip[0] <= iw && ip[1] <= ih) addPoint(ip);
     }
     if (pointers.size === 0 || (gesture && gesture.type === "pinch")) gesture = null;
   }
@@ -375,22 +482,123 @@
     { passive: false }
   );
 
+  function addPoint(ip, announce) {
+    remember();
+    state.points.push(ip);
+    hideRefusal();
+    say(status, announce ? (words.point_added || "").replace("{count}", String(state.points.length)) : "");
+    draw();
+  }
+
+  function countText(template, index) {
+    return (template || "")
+      .replace("{number}", String(index + 1))
+      .replace("{count}", String(state.points.length));
+  }
+
+  // The keyboard: the photo moves under a crosshair fixed in the middle of the canvas;
+  // Enter places a point there; Space picks up the point under it (then the arrows carry
+  // it) and puts it down again; Escape puts it back; N and P bring the next or previous
+  // point under the crosshair; Backspace removes the last change.
+  function keyPan(dx, dy) {
+    state.ox += dx;
+    state.oy += dy;
+    if (state.carrying >= 0) {
+      var c = centre();
+      state.points[state.carrying] = clampToImage(toImage(c[0], c[1]));
+    }
+    draw();
+  }
+
+  function centreOn(index) {
+    var c = centre();
+    var s = toScreen(state.points[index]);
+    state.ox += c[0] - s[0];
+    state.oy += c[1] - s[1];
+    draw();
+  }
+
+  function dropCarried(cancel) {
+    if (state.carrying < 0) return;
+    var index = state.carrying;
+    state.carrying = -1;
+    if (cancel) state.points = state.history.pop();
+    say(status, countText(cancel ? words.point_put_back : words.point_put_down, index));
+    draw();
+  }
+
   canvas.addEventListener("keydown", function (event) {
-    if (!state.image) return;
-    var d = 40; // CSS px per key press
+    if (!state.image || state.busy) return;
+    var d = event.shiftKey ? KEY_FINE_STEP : KEY_STEP; // CSS px per key press
     var moves = { ArrowLeft: [d, 0], ArrowRight: [-d, 0], ArrowUp: [0, d], ArrowDown: [0, -d] };
-    if (moves[event.key]) {
-      state.ox += moves[event.key][0];
-      state.oy += moves[event.key][1];
-      draw();
-    } else if (event.key === "+" || event.key === "=") {
-      zoomAt(1.25, canvas.clientWidth / 2, canvas.clientHeight / 2);
-    } else if (event.key === "-") {
-      zoomAt(0.8, canvas.clientWidth / 2, canvas.clientHeight / 2);
+    var c = centre();
+    var key = event.key;
+    if (moves[key]) {
+      keyPan(moves[key][0], moves[key][1]);
+    } else if (key === "+" || key === "=") {
+      zoomAt(1.25, c[0], c[1]);
+    } else if (key === "-") {
+      zoomAt(0.8, c[0], c[1]);
+    } else if (key === "Enter") {
+      if (state.carrying >= 0) {
+        dropCarried(false);
+      } else {
+        var ip = toImage(c[0], c[1]);
+        var iw = state.image.naturalWidth;
+        var ih = state.image.naturalHeight;
+        if (ip[0] >= 0 && ip[1] >= 0 && ip[0] <= iw && ip[1] <= ih) addPoint(ip, true);
+        else say(status, words.outside_photo || "");
+      }
+    } else if (key === " " || key === "Spacebar") {
+      if (state.carrying >= 0) {
+        dropCarried(false);
+      } else {
+        var hit = hitTest(c[0], c[1]);
+        if (hit < 0) {
+          say(status, words.no_point_here || "");
+        } else {
+          remember(); // one undo step per move
+          state.carrying = hit;
+          centreOn(hit);
+          say(status, countText(words.point_picked_up, hit));
+        }
+      }
+    } else if (key === "Escape" && state.carrying >= 0) {
+      dropCarried(true);
+    } else if ((key === "n" || key === "N" || key === "p" || key === "P") && state.points.length && state.carrying < 0) {
+      var n = state.points.length;
+      var current = hitTest(c[0], c[1]);
+      var forward = key === "n" || key === "N";
+      var next = current < 0 ? (forward ? 0 : n - 1) : (current + (forward ? 1 : n - 1)) % n;
+      centreOn(next);
+      say(status, countText(words.point_under_cross, next));
+    } else if ((key === "Backspace" || key === "Delete") && state.carrying < 0) {
+      buttons.undo.click();
     } else {
       return;
     }
     event.preventDefault();
+  });
+
+  canvas.addEventListener("focus", function () {
+    // The crosshair is for the keyboard: not shown when a click or a tap focused it.
+    try {
+      state.focused = canvas.matches(":focus-visible");
+    } catch (e) {
+      state.focused = true;
+    }
+    draw();
+  });
+  canvas.addEventListener("keydown", function () {
+    if (!state.focused) {
+      state.focused = true;
+      draw();
+    }
+  }, true);
+  canvas.addEventListener("blur", function () {
+    dropCarried(false);
+    state.focused = false;
+    draw();
   });
 
   buttons.undo.addEventListener("click", function () {
@@ -411,12 +619,50 @@
     zoomAt(0.8, canvas.clientWidth / 2, canvas.clientHeight / 2);
   });
   buttons.fit.addEventListener("click", fit);
-  buttons.chooseAgain.addEventListener("click", function () {
+  // Back to step 1 with no photo: the old photo and its outline are let go; the language
+  // (a cookie) and everything else on the page stay as they are.
+  function backToPicker(prompt) {
     step.hidden = true;
+    hideRefusal();
     state.image = null;
-    input.value = "";
+    state.file = null;
+    state.points = [];
+    state.history = [];
+    state.carrying = -1;
+    inputs.forEach(function (picker) { picker.value = ""; });
     say(status, "");
-    input.focus();
+    say(formStatus, prompt || "");
+    if (prompt && state.advice.length) {
+      // What went wrong stays in sight while the next photo is taken.
+      var list = document.createElement("ul");
+      list.className = "refusal-reasons";
+      state.advice.forEach(function (text) {
+        var item = document.createElement("li");
+        item.textContent = text;
+        list.appendChild(item);
+      });
+      formStatus.appendChild(list);
+    }
+    state.advice = [];
+    draw();
+    // Focus the first picker the patient can see (the camera on a phone).
+    var target = inputs.filter(function (picker) {
+      return picker.labels && picker.labels[0] && picker.labels[0].getClientRects().length > 0;
+    })[0] || input;
+    uploadTitle.scrollIntoView({ block: "start" });
+    target.focus();
+  }
+
+  buttons.chooseAgain.addEventListener("click", function () {
+    backToPicker("");
+  });
+  buttons.retake.addEventListener("click", function () {
+    backToPicker(words.retake_prompt);
+  });
+  buttons.reoutline.addEventListener("click", function () {
+    hideRefusal();
+    say(status, config.text.ready);
+    canvas.focus();
   });
 
   var resizeTimer = null;
@@ -486,23 +732,102 @@
     throw new Error("too large");
   }
 
+  function scaled(image, factor) {
+    var out = document.createElement("canvas");
+    out.width = Math.max(1, Math.round(image.naturalWidth * factor));
+    out.height = Math.max(1, Math.round(image.naturalHeight * factor));
+    var c = out.getContext("2d");
+    c.imageSmoothingQuality = "high";
+    c.drawImage(image, 0, 0, out.width, out.height);
+    return out;
+  }
+
+  // The whole photo, downsized in the browser: a phone's 4 MB original takes over a
+  // minute on a slow link, and the server finds the eyelid at a fraction of that size.
+  // A photo already small enough is sent as it is.
   async function wholePhoto() {
-    if (state.file.size <= MAX_BYTES && /^image\/(png|jpeg)$/.test(state.file.type)) {
+    var image = state.image;
+    var longSide = Math.max(image.naturalWidth, image.naturalHeight);
+    if (longSide <= WHOLE_MAX_SIDE && state.file.size <= MAX_BYTES && /^image\/(png|jpeg)$/.test(state.file.type)) {
       return state.file;
     }
-    // Too big (or a type the server refuses): a downscaled JPEG of what the browser shows.
-    var image = state.image;
-    var factor = Math.min(1, 2048 / Math.max(image.naturalWidth, image.naturalHeight));
+    var factor = Math.min(1, WHOLE_MAX_SIDE / longSide);
     for (var attempt = 0; attempt < 8; attempt++) {
-      var out = document.createElement("canvas");
-      out.width = Math.max(1, Math.round(image.naturalWidth * factor));
-      out.height = Math.max(1, Math.round(image.naturalHeight * factor));
-      out.getContext("2d").drawImage(image, 0, 0, out.width, out.height);
-      var blob = await toBlob(out, "image/jpeg", 0.9);
+      var blob = await toBlob(scaled(image, factor), "image/jpeg", WHOLE_QUALITY);
       if (blob.size <= MAX_BYTES) return blob;
       factor *= 0.7;
     }
     throw new Error("too large");
+  }
+
+  // What the result page shows as "the area analysed": kept in this tab's
+  // sessionStorage only, under the result's id; never sent anywhere.
+  function keepThumbnail(messageId) {
+    try {
+      var picture;
+      if (state.lastSent === "outline") {
+        var bounds = outlineBounds();
+        picture = renderOutline(Math.min(1, THUMB_SIDE / Math.max(bounds.width, bounds.height))).toDataURL("image/png");
+      } else {
+        var image = state.image;
+        var factor = Math.min(1, THUMB_SIDE / Math.max(image.naturalWidth, image.naturalHeight));
+        picture = scaled(image, factor).toDataURL("image/jpeg", 0.85);
+      }
+      var keys = JSON.parse(window.sessionStorage.getItem(THUMB_PREFIX + "keys") || "[]");
+      keys.push(messageId);
+      while (keys.length > 10) window.sessionStorage.removeItem(THUMB_PREFIX + keys.shift());
+      window.sessionStorage.setItem(THUMB_PREFIX + messageId, picture);
+      window.sessionStorage.setItem(THUMB_PREFIX + "keys", JSON.stringify(keys));
+    } catch (e) {
+      /* storage full or refused (private mode): the result page simply shows no picture */
+    }
+  }
+
+  /* ---- a refused photo ---- */
+
+  function hideRefusal() {
+    if (refusal) refusal.hidden = true;
+  }
+
+  // The gate's refusal (422) or no eyelid found (400): the reasons in the patient's
+  // words, the server's advice when a reason is new to this page, and a way out.
+  function showRefusal(error) {
+    var code = error.code;
+    var details = error.details || {};
+    var reasons = Array.isArray(details.reasons) ? details.reasons : [];
+    if (code === "no_conjunctiva_found" && !reasons.length) reasons = ["outline_needed"];
+    var summary = words["code." + code] || config.messages[code] || error.message || message("default");
+    var lines = [];
+    reasons.forEach(function (reason) {
+      var text = words["reason." + reason];
+      if (text && lines.indexOf(text) < 0) lines.push(text);
+    });
+    if (!lines.length && details.advice) lines.push(String(details.advice));
+    status.classList.remove("status-busy");
+    status.classList.add("status-error");
+    status.dataset.errorCode = code;
+    status.dataset.reasons = reasons.join(" ");
+    status.textContent = "";
+    var head = document.createElement("p");
+    head.textContent = summary;
+    status.appendChild(head);
+    if (lines.length) {
+      var list = document.createElement("ul");
+      list.className = "refusal-reasons";
+      lines.forEach(function (text) {
+        var item = document.createElement("li");
+        item.textContent = text;
+        list.appendChild(item);
+      });
+      status.appendChild(list);
+    }
+    var kept = document.createElement("p");
+    kept.className = "refusal-kept";
+    kept.textContent = words.nothing_kept || "";
+    status.appendChild(kept);
+    state.advice = lines;
+    buttons.reoutline.textContent = state.lastSent === "whole" ? words.outline_instead : words.outline_change;
+    refusal.hidden = false;
   }
 
   function csrfToken() {
@@ -525,15 +850,18 @@
     updateControls();
   }
 
-  async function send(makeBlob, filename) {
+  async function send(makeBlob, filename, kind) {
     if (state.busy) return;
+    state.lastSent = kind;
+    hideRefusal();
     setBusy(true);
     try {
       say(status, config.text.preparing, "busy");
       var blob = await makeBlob();
       say(status, config.text.sending, "busy");
       var data = new FormData();
-      data.append("image", blob, filename);
+      // A photo sent as it was keeps its name; one re-encoded here is a JPEG.
+      data.append("image", blob, blob === state.file ? filename : blob.type === "image/png" ? "outline.png" : "photo.jpg");
       // A stalled mobile connection should end in a message, not a spinner forever.
       var controller = window.AbortController ? new AbortController() : null;
       var timer = controller ? setTimeout(function () { controller.abort(); }, UPLOAD_TIMEOUT_MS) : null;
@@ -552,12 +880,17 @@
         body = null; // a proxy's HTML error page, say: the status still tells us enough
       }
       if (response.status === 201 && body && body.message_id) {
+        keepThumbnail(body.message_id);
         say(status, config.text.done, "busy");
         window.location.assign(config.resultUrl.replace("__id__", encodeURIComponent(body.message_id)));
         return;
       }
       var code = body && body.error && body.error.code;
-      showError(status, code && config.messages[code] ? code : codeForStatus(response.status));
+      if ((response.status === 422 || response.status === 400) && REFUSALS.indexOf(code) >= 0) {
+        showRefusal(body.error);
+      } else {
+        showError(status, code && config.messages[code] ? code : codeForStatus(response.status));
+      }
     } catch (e) {
       showError(status, e && e.message === "too large" ? "file_too_large" : "network");
     }
@@ -573,11 +906,11 @@
       status.focus();
       return;
     }
-    send(outlinePng, "outline.png");
+    send(outlinePng, "outline.png", "outline");
   });
 
   buttons.sendWhole.addEventListener("click", function () {
     var name = state.file && state.file.name ? state.file.name : "photo.jpg";
-    send(wholePhoto, name);
+    send(wholePhoto, name, "whole");
   });
 })();

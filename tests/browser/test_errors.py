@@ -60,8 +60,15 @@ def test_the_servers_refusal_is_said_in_words(new_page, tmp_path):
     status = page.locator("#outline-status")
     status.filter(has_text="could not be found").wait_for()
     assert_said_in_words(status, "The inner eyelid could not be found in this photo.")
+    assert "Outline it yourself on the photo: that is more reliable." in status.inner_text()
     assert page.locator("#send-whole").is_enabled()  # the patient can try again
     assert Prediction.objects.count() == 0
+
+    # ... or take another photo: back to the pickers, the old photo let go.
+    page.click("#retake")
+    assert page.locator("#outline-step").is_hidden()
+    assert page.evaluate("document.getElementById('id_image').files.length") == 0
+    assert page.evaluate("document.activeElement.id") == "id_image"
 
 
 @pytest.mark.parametrize(
