@@ -85,7 +85,8 @@ def marker_path(shape: str, x: float, y: float, size: float = MARKER_SIZE) -> st
         h = s * math.sqrt(3) / 2
         return f"M{x:.1f},{y - s:.1f}L{x + h:.1f},{y + s / 2:.1f}L{x - h:.1f},{y + s / 2:.1f}z"
     r = size
-    return f"M{x - r:.1f},{y:.1f}a{r:.1f},{r:.1f} 0 1,0 {2 * r:.1f},0a{r:.1f},{r:.1f} 0 1,0 {-2 * r:.1f},0z"
+    arc = f"a{r:.1f},{r:.1f} 0 1,0"
+    return f"M{x - r:.1f},{y:.1f}{arc} {2 * r:.1f},0{arc} {-2 * r:.1f},0z"
 
 
 def chart_build(

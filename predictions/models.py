@@ -49,7 +49,8 @@ class Prediction(models.Model):
     request_id = models.CharField(max_length=128, blank=True)
     # "Who is this for" (e.g. a child's first name), set by the signed-in owner only.
     # Personal data: not audited, not in the API, not shown to staff in the admin.
-    label = models.CharField(max_length=40, null=True, blank=True)
+    # NULL: never labelled (or cleared), as on every row made before labels existed.
+    label = models.CharField(max_length=40, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -52,7 +52,9 @@ def test_the_chart_is_an_inline_svg_with_a_shape_and_a_value_per_point(patient, 
 
 
 def test_markers_differ_by_shape_not_only_colour():
-    circle, square, triangle = (charts.marker_path(s, 10, 10) for s in ("circle", "square", "triangle"))
+    circle, square, triangle = (
+        charts.marker_path(s, 10, 10) for s in ("circle", "square", "triangle")
+    )
     assert circle.count("a") == 2 and "L" not in circle  # two arcs
     assert "h" in square and "v" in square and "a" not in square  # four straight sides
     assert triangle.count("L") == 2 and "a" not in triangle  # three corners
