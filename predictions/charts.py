@@ -14,15 +14,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-WIDTH = 640
-HEIGHT = 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 40
+# Drawn for a phone (the SVG scales to its box; text stays readable at 360 px).
+WIDTH = 360
+HEIGHT = 220
+LEFT, RIGHT, TOP, BOTTOM = 38, 20, 20, 30
 # Values are written beside the points up to this many; past it they would overlap
 # (the table below the chart still lists every value).
 MAX_VALUE_LABELS = 12
 MARKER_SIZE = 6.0
 
-SHAPES = {"low": "circle", "medium": "square", "high": "triangle"}
+# The same shapes as the pages' risk badges (static/css/site.css: .risk-icon).
+SHAPES = {"low": "circle", "medium": "diamond", "high": "triangle"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Point:
     shape: str
     marker: str  # the SVG path of its marker
     text_y: float  # where its value is written, above the marker
+    text_x: float
+    text_anchor: str  # "middle", or "start"/"end" near an edge (clear of the axis labels)
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,9 @@ class Chart:
 
 def marker_path(shape: str, x: float, y: float, size: float = MARKER_SIZE) -> str:
     """An SVG path for a marker centred on (x, y)."""
-    if shape == "square":
-        s = size * 0.85
-        return f"M{x - s:.1f},{y - s:.1f}h{2 * s:.1f}v{2 * s:.1f}h{-2 * s:.1f}z"
+    if shape == "diamond":
+        s = size * 1.15
+        return f"M{x:.1f},{y - s:.1f}L{x + s:.1f},{y:.1f}L{x:.1f},{y + s:.1f}L{x - s:.1f},{y:.1f}z"
     if shape == "triangle":
         s = size * 1.2
         h = s * math.sqrt(3) / 2
@@ -87,6 +91,16 @@ def marker_path(shape: str, x: float, y: float, size: float = MARKER_SIZE) -> st
     r = size
     arc = f"a{r:.1f},{r:.1f} 0 1,0"
     return f"M{x - r:.1f},{y:.1f}{arc} {2 * r:.1f},0{arc} {-2 * r:.1f},0z"
+
+
+def _value_text_x(x: float) -> tuple[float, str]:
+    """Where a point's value is written: centred, or pushed inwards near an edge so it
+    clears the value axis' labels and the right border."""
+    if x < LEFT + 16:
+        return round(x + 4, 1), "start"
+    if x > WIDTH - RIGHT - 16:
+        return round(x - 4, 1), "end"
+    return round(x, 1), "middle"
 
 
 def chart_build(
@@ -122,6 +136,7 @@ def chart_build(
     for s in samples:
         x, y = x_of(s.when), y_of(s.value)
         shape = SHAPES.get(s.level, "circle")
+        text_x, anchor = _value_text_x(x)
         points.append(
             Point(
                 x=round(x, 1),
@@ -132,9 +147,12 @@ def chart_build(
                 level_label=s.level_label,
                 shape=shape,
                 marker=marker_path(shape, x, y),
-                text_y=round(y - 2 * MARKER_SIZE, 1) if y > TOP + 3 * MARKER_SIZE else round(
-                    y + 3 * MARKER_SIZE, 1
-                ),
+                text_x=text_x,
+                text_anchor=anchor,
+                # Above the marker, or below it when the marker is at the top.
+                text_y=round(y - 1.8 * MARKER_SIZE, 1)
+                if y > TOP + 2 * MARKER_SIZE
+                else round(y + 3.2 * MARKER_SIZE, 1),
             )
         )
     x_ticks = [XTick(points[0].x, t0)]
@@ -142,8 +160,8 @@ def chart_build(
         x_ticks.append(XTick(points[-1].x, t1))
     return Chart(
         points=points,
-        axis_x=LEFT - 6,
-        axis_y=HEIGHT - 12,
+        axis_x=LEFT - 5,
+        axis_y=HEIGHT - 9,
         line=" ".join(f"{p.x},{p.y}" for p in points),
         y_ticks=[Tick(round(y_of(v), 1), f"{v:.{decimals}f}") for v in ticks],
         x_ticks=x_ticks,

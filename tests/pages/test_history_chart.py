@@ -52,13 +52,13 @@ def test_the_chart_is_an_inline_svg_with_a_shape_and_a_value_per_point(patient, 
 
 
 def test_markers_differ_by_shape_not_only_colour():
-    circle, square, triangle = (
-        charts.marker_path(s, 10, 10) for s in ("circle", "square", "triangle")
+    circle, diamond, triangle = (
+        charts.marker_path(s, 10, 10) for s in ("circle", "diamond", "triangle")
     )
     assert circle.count("a") == 2 and "L" not in circle  # two arcs
-    assert "h" in square and "v" in square and "a" not in square  # four straight sides
+    assert diamond.count("L") == 3 and "a" not in diamond  # four corners
     assert triangle.count("L") == 2 and "a" not in triangle  # three corners
-    assert charts.SHAPES == {"low": "circle", "medium": "square", "high": "triangle"}
+    assert charts.SHAPES == {"low": "circle", "medium": "diamond", "high": "triangle"}
 
 
 def test_higher_scores_are_drawn_higher_and_later_checks_further_right():
