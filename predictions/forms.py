@@ -24,7 +24,7 @@ class PhotoForm(forms.Form):
     )
 
 
-class SignUpForm(UserCreationForm):  # type: ignore[type-arg]
+class SignUpForm(UserCreationForm):
     """Django's sign-up form (username, password twice, its validators) plus an
     optional e-mail address, needed only to reset a forgotten password."""
 
@@ -34,7 +34,7 @@ class SignUpForm(UserCreationForm):  # type: ignore[type-arg]
         help_text=_("Only used to send you a link if you forget your password."),
     )
 
-    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined,misc]
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]
         fields = ("username", "email")
 
 

@@ -135,5 +135,5 @@ def result_label(request: HttpRequest, message_id: str) -> HttpResponseBase:
         )
         messages.success(request, _("The label was saved."))
     else:
-        messages.error(request, " ".join(form.errors.get("label", [])))
+        messages.error(request, " ".join(str(e) for e in form.errors.get("label", [])))
     return redirect("result", message_id=prediction.message_id)

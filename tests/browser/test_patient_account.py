@@ -68,7 +68,7 @@ def test_signing_up_keeps_the_result_checked_just_before(new_page, tmp_path, art
 
 
 def test_signing_in_keeps_the_result_too_and_lands_on_my_results(new_page, tmp_path):
-    UserFactory(username="amina")
+    UserFactory.create(username="amina")
     page = new_page(**PHONE)
     message_id = check_a_photo(page, tmp_path)
 
@@ -84,8 +84,8 @@ def test_signing_in_keeps_the_result_too_and_lands_on_my_results(new_page, tmp_p
 
 
 def test_a_patient_deletes_a_result_after_confirming(new_page, artifacts):
-    patient = cast(User, UserFactory(username="amina"))
-    doomed = PredictionFactory(owner=patient)
+    patient = cast(User, UserFactory.create(username="amina"))
+    doomed = PredictionFactory.create(owner=patient)
     page = new_page(**PHONE)
     page.goto("/accounts/login/")
     page.fill("#id_username", "amina")
@@ -125,11 +125,11 @@ def test_forget_this_device_ends_the_anonymous_session(new_page, tmp_path, artif
 
 
 def test_the_history_chart_reads_without_colour_in_local_time(new_page, artifacts):
-    patient = cast(User, UserFactory(username="amina"))
+    patient = cast(User, UserFactory.create(username="amina"))
     start = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
     for i, (score, level) in enumerate([(0.2, "low"), (0.55, "medium"), (0.9, "high"),
                                         (0.62, "medium")]):
-        row = PredictionFactory(owner=patient, risk_score=score, risk_level=level,
+        row = PredictionFactory.create(owner=patient, risk_score=score, risk_level=level,
                                 label="Amina" if i % 2 else None)
         Prediction.objects.filter(pk=row.pk).update(created_at=start + dt.timedelta(days=9 * i))
     page = new_page(timezone_id="Asia/Tokyo", **PHONE)

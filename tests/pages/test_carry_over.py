@@ -30,7 +30,7 @@ def sign_in(client: Client, username: str) -> None:
 
 
 def test_the_result_checked_before_signing_in_is_in_my_results(client, patient):
-    checked = PredictionFactory(owner=None)
+    checked = PredictionFactory.create(owner=None)
     remember_in_session(client, checked.message_id)
 
     sign_in(client, "patient")
@@ -45,7 +45,7 @@ def test_the_result_checked_before_signing_in_is_in_my_results(client, patient):
 
 
 def test_the_owner_change_is_audited_without_the_raw_user_id(client, patient):
-    checked = PredictionFactory(owner=None)
+    checked = PredictionFactory.create(owner=None)
     remember_in_session(client, checked.message_id)
 
     sign_in(client, "patient")
@@ -80,7 +80,7 @@ def test_sign_up_carries_the_session_results_too(client):
 
 
 def test_a_result_that_already_has_an_owner_is_never_taken(client, patient, other_patient):
-    theirs = PredictionFactory(owner=other_patient)
+    theirs = PredictionFactory.create(owner=other_patient)
     remember_in_session(client, theirs.message_id)  # e.g. a session cookie replayed
 
     sign_in(client, "patient")
@@ -91,8 +91,8 @@ def test_a_result_that_already_has_an_owner_is_never_taken(client, patient, othe
 
 
 def test_other_anonymous_results_do_not_come_along(client, patient):
-    mine = PredictionFactory(owner=None)
-    strangers = PredictionFactory(owner=None)
+    mine = PredictionFactory.create(owner=None)
+    strangers = PredictionFactory.create(owner=None)
     remember_in_session(client, mine.message_id)
 
     sign_in(client, "patient")
@@ -102,7 +102,7 @@ def test_other_anonymous_results_do_not_come_along(client, patient):
 
 
 def test_the_signed_in_session_no_longer_ends_with_the_browser(client, patient):
-    checked = PredictionFactory(owner=None)
+    checked = PredictionFactory.create(owner=None)
     remember_in_session(client, checked.message_id)
     session = client.session
     session.set_expiry(0)

@@ -25,7 +25,7 @@ def post_with_token(client: Client, url: str, page: str = "/history"):
 
 
 def test_a_patient_confirms_then_deletes_one_of_their_results(patient):
-    mine, kept = PredictionFactory(owner=patient), PredictionFactory(owner=patient)
+    mine, kept = PredictionFactory.create(owner=patient), PredictionFactory.create(owner=patient)
     client = logged_in(patient)
 
     confirm = client.get(delete_url(mine))
@@ -42,7 +42,7 @@ def test_a_patient_confirms_then_deletes_one_of_their_results(patient):
 
 
 def test_the_deletion_is_audited_without_the_content(patient):
-    mine = PredictionFactory(owner=patient, risk_level="high", recommendation="See a doctor.")
+    mine = PredictionFactory.create(owner=patient, risk_level="high", recommendation="See a doctor.")
     client = logged_in(patient)
     client.post(
         delete_url(mine),
@@ -60,7 +60,7 @@ def test_the_deletion_is_audited_without_the_content(patient):
 
 
 def test_deleting_needs_the_csrf_token(patient):
-    mine = PredictionFactory(owner=patient)
+    mine = PredictionFactory.create(owner=patient)
     client = logged_in(patient)
     client.get("/history")
 
@@ -70,7 +70,7 @@ def test_deleting_needs_the_csrf_token(patient):
 
 @pytest.mark.parametrize("who", ["other_patient", "staff", "anonymous"])
 def test_nobody_else_may_delete_a_patients_result(who, request, patient):
-    mine = PredictionFactory(owner=patient)
+    mine = PredictionFactory.create(owner=patient)
     client = Client(enforce_csrf_checks=True) if who == "anonymous" else logged_in(
         request.getfixturevalue(who)
     )
@@ -81,7 +81,7 @@ def test_nobody_else_may_delete_a_patients_result(who, request, patient):
 
 
 def test_staff_reading_a_result_get_no_owner_controls(staff, patient):
-    theirs = PredictionFactory(owner=patient)
+    theirs = PredictionFactory.create(owner=patient)
     html = logged_in(staff).get(f"/results/{theirs.message_id}").content.decode()
 
     assert "Delete this result" not in html
@@ -89,7 +89,7 @@ def test_staff_reading_a_result_get_no_owner_controls(staff, patient):
 
 
 def test_the_owner_gets_the_controls_on_the_result_page(patient):
-    mine = PredictionFactory(owner=patient)
+    mine = PredictionFactory.create(owner=patient)
     html = logged_in(patient).get(f"/results/{mine.message_id}").content.decode()
 
     assert f'href="/results/{mine.message_id}/delete"' in html
@@ -98,7 +98,7 @@ def test_the_owner_gets_the_controls_on_the_result_page(patient):
 
 def test_a_patient_deletes_all_of_theirs_and_no_one_elses(patient, other_patient):
     PredictionFactory.create_batch(3, owner=patient)
-    theirs = PredictionFactory(owner=other_patient)
+    theirs = PredictionFactory.create(owner=other_patient)
     client = logged_in(patient)
 
     confirm = client.get("/history/delete")
@@ -112,7 +112,7 @@ def test_a_patient_deletes_all_of_theirs_and_no_one_elses(patient, other_patient
 
 
 def test_an_anonymous_browser_deletes_what_its_session_checked(client):
-    checked, other = PredictionFactory(owner=None), PredictionFactory(owner=None)
+    checked, other = PredictionFactory.create(owner=None), PredictionFactory.create(owner=None)
     remember_in_session(client, checked.message_id, other.message_id)
 
     post_with_token(client, delete_url(checked))
@@ -124,7 +124,7 @@ def test_an_anonymous_browser_deletes_what_its_session_checked(client):
 
 
 def test_forgetting_this_device_ends_the_anonymous_session(client):
-    checked = PredictionFactory(owner=None)
+    checked = PredictionFactory.create(owner=None)
     remember_in_session(client, checked.message_id)
     assert 'id="forget-device"' in client.get("/history").content.decode()
     old_key = client.session.session_key
@@ -142,7 +142,7 @@ def test_forgetting_this_device_ends_the_anonymous_session(client):
 
 
 def test_forgetting_needs_a_post_with_the_csrf_token(client):
-    checked = PredictionFactory(owner=None)
+    checked = PredictionFactory.create(owner=None)
     remember_in_session(client, checked.message_id)
     client.get("/history")
 
@@ -152,7 +152,7 @@ def test_forgetting_needs_a_post_with_the_csrf_token(client):
 
 
 def test_signed_in_patients_are_not_offered_forget_this_device(patient):
-    PredictionFactory(owner=patient)
+    PredictionFactory.create(owner=patient)
 
     assert 'id="forget-device"' not in logged_in(patient).get("/history").content.decode()
 

@@ -28,9 +28,9 @@ def made_at(prediction, when: dt.datetime) -> None:
 def three_checks(patient):
     start = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
     rows = [
-        PredictionFactory(owner=patient, risk_score=0.2, risk_level="low"),
-        PredictionFactory(owner=patient, risk_score=0.55, risk_level="medium"),
-        PredictionFactory(owner=patient, risk_score=0.9, risk_level="high", label="Amina"),
+        PredictionFactory.create(owner=patient, risk_score=0.2, risk_level="low"),
+        PredictionFactory.create(owner=patient, risk_score=0.55, risk_level="medium"),
+        PredictionFactory.create(owner=patient, risk_score=0.9, risk_level="high", label="Amina"),
     ]
     for i, row in enumerate(rows):
         made_at(row, start + dt.timedelta(days=7 * i))
@@ -119,7 +119,7 @@ def test_an_unknown_time_zone_falls_back_to_utc(value, patient, three_checks):
 
 
 def test_the_owner_labels_a_result_and_it_stays_out_of_the_audit_trail(patient):
-    mine = PredictionFactory(owner=patient)
+    mine = PredictionFactory.create(owner=patient)
     client = logged_in(patient)
     before = LogEntry.objects.count()
 
@@ -139,7 +139,7 @@ def test_the_owner_labels_a_result_and_it_stays_out_of_the_audit_trail(patient):
 
 
 def test_a_blank_label_clears_it_and_a_long_one_is_refused(patient):
-    mine = PredictionFactory(owner=patient, label="Amina")
+    mine = PredictionFactory.create(owner=patient, label="Amina")
     client = logged_in(patient)
     token = csrf_token_from(client, "/history")
 
@@ -156,7 +156,7 @@ def test_a_blank_label_clears_it_and_a_long_one_is_refused(patient):
 
 @pytest.mark.parametrize("who", ["other_patient", "staff"])
 def test_only_the_owner_labels(who, request, patient):
-    mine = PredictionFactory(owner=patient)
+    mine = PredictionFactory.create(owner=patient)
     client = logged_in(request.getfixturevalue(who))
 
     response = client.post(
@@ -170,7 +170,7 @@ def test_only_the_owner_labels(who, request, patient):
 
 
 def test_an_anonymous_browser_cannot_label(client):
-    checked = PredictionFactory(owner=None)
+    checked = PredictionFactory.create(owner=None)
     response = client.post(
         f"/results/{checked.message_id}/label",
         {"label": "Amina", "csrfmiddlewaretoken": csrf_token_from(client, "/history")},
@@ -182,7 +182,7 @@ def test_an_anonymous_browser_cannot_label(client):
 
 
 def test_staff_do_not_see_a_label_on_someone_elses_result(staff, patient):
-    theirs = PredictionFactory(owner=patient, label="Amina")
+    theirs = PredictionFactory.create(owner=patient, label="Amina")
 
     assert "Amina" not in logged_in(staff).get(f"/results/{theirs.message_id}").content.decode()
 
@@ -190,7 +190,7 @@ def test_staff_do_not_see_a_label_on_someone_elses_result(staff, patient):
 def test_the_label_is_not_in_the_api_or_the_admin(staff, patient):
     from tests.conftest import client_for
 
-    theirs = PredictionFactory(owner=patient, label="Amina")
+    theirs = PredictionFactory.create(owner=patient, label="Amina")
     assert "label" not in client_for(patient).get(f"/api/results/{theirs.message_id}").json()
     from predictions.admin import PredictionAdmin
 

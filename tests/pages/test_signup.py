@@ -102,17 +102,18 @@ def test_password_reset_mails_a_link_that_sets_a_new_password(client, patient, s
     [message] = mail.outbox
     assert message.to == [patient.email]
     assert "Reset your HealthGuard Vision password" in message.subject
-    link = re.search(r"http://testserver(/accounts/reset/\S+/)", message.body)
+    link = re.search(r"http://testserver(/accounts/reset/\S+/)", str(message.body))
     assert link, message.body
 
     confirm = client.get(link.group(1), follow=True)  # Django swaps the token for a session key
     assert "Choose a new password" in text_of(confirm)
     url = confirm.redirect_chain[-1][0]
-    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', confirm.content).group(1)
+    found = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', confirm.content)
+    assert found
     done = client.post(
         url,
         {"new_password1": "a brand new horse", "new_password2": "a brand new horse",
-         "csrfmiddlewaretoken": token.decode()},
+         "csrfmiddlewaretoken": found.group(1).decode()},
     )
     assert done["Location"] == "/accounts/reset/done/"
     patient.refresh_from_db()

@@ -20,7 +20,7 @@ def url(prediction) -> str:
 
 
 def test_the_owner_deletes_their_result(patient):
-    mine = PredictionFactory(owner=patient, risk_level="high")
+    mine = PredictionFactory.create(owner=patient, risk_level="high")
     token = Token.objects.create(user=patient)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
@@ -40,7 +40,7 @@ def test_the_owner_deletes_their_result(patient):
 
 
 def test_deleting_twice_is_a_404(patient):
-    mine = PredictionFactory(owner=patient)
+    mine = PredictionFactory.create(owner=patient)
     client = client_for(patient)
     assert client.delete(url(mine)).status_code == 204
 
@@ -52,7 +52,7 @@ def test_deleting_twice_is_a_404(patient):
 
 @pytest.mark.parametrize("who", ["other_patient", "staff"])
 def test_someone_elses_result_is_a_404_even_for_staff(who, request, patient):
-    mine = PredictionFactory(owner=patient)
+    mine = PredictionFactory.create(owner=patient)
 
     response = client_for(request.getfixturevalue(who)).delete(url(mine))
 
@@ -63,13 +63,13 @@ def test_someone_elses_result_is_a_404_even_for_staff(who, request, patient):
 
 
 def test_staff_may_delete_their_own(staff):
-    theirs = PredictionFactory(owner=staff)
+    theirs = PredictionFactory.create(owner=staff)
 
     assert client_for(staff).delete(url(theirs)).status_code == 204
 
 
 def test_anonymous_callers_are_refused_even_with_the_session(api_client):
-    checked = PredictionFactory(owner=None)
+    checked = PredictionFactory.create(owner=None)
     session = api_client.session
     session[SESSION_KEY] = [checked.message_id]
     session.save()
@@ -82,7 +82,7 @@ def test_anonymous_callers_are_refused_even_with_the_session(api_client):
 
 
 def test_a_session_signed_in_delete_needs_the_csrf_token(patient):
-    mine = PredictionFactory(owner=patient)
+    mine = PredictionFactory.create(owner=patient)
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(patient)
 
