@@ -42,7 +42,7 @@ def test_a_patient_confirms_then_deletes_one_of_their_results(patient):
 
 
 def test_the_deletion_is_audited_without_the_content(patient):
-    mine = PredictionFactory.create(owner=patient, risk_level="high", recommendation="See a doctor.")
+    mine = PredictionFactory.create(owner=patient, risk_level="high", recommendation="Go.")
     client = logged_in(patient)
     client.post(
         delete_url(mine),
