@@ -8,18 +8,20 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, status, throttling, viewsets
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from predictions import audit, patients, selectors, services
-from predictions.errors import MissingImage
+from predictions import patients, selectors, services
+from predictions.audit.access import predictions_accessed
+from predictions.exceptions import MissingImage
 from predictions.filters import PredictionFilter
 from predictions.models import Prediction
 from predictions.serializers import PredictionRequestSerializer, PredictionSerializer
+from predictions.throttles import PredictAnonThrottle, PredictUserThrottle
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -40,14 +42,6 @@ _ERROR_SCHEMA = {
 
 def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(response=_ERROR_SCHEMA, description=description)
-
-
-class PredictAnonThrottle(throttling.AnonRateThrottle):
-    scope = "predict_anon"
-
-
-class PredictUserThrottle(throttling.UserRateThrottle):
-    scope = "predict_user"
 
 
 def server_timing(timings: services.PredictionTimings) -> str:
@@ -122,7 +116,7 @@ def _site(request: Request) -> dict[str, Any]:
 class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Stored results, newest first. Patients see their own; staff with the
     `view_prediction` permission see all; an anonymous browser session may open the
-    results it created. A signed-in patient may erase their own (DELETE)."""
+    results it created."""
 
     queryset = Prediction.objects.none()  # for the schema generator; see get_queryset
     serializer_class = PredictionSerializer
@@ -133,8 +127,6 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def get_permissions(self) -> list[permissions.BasePermission]:
         if self.action == "retrieve":
             return [permissions.AllowAny()]
-        # destroy: signed-in owners only (an anonymous browser erases on the pages,
-        # which check its CSRF token).
         return [permissions.IsAuthenticated()]
 
     def get_queryset(self) -> QuerySet[Prediction]:
@@ -150,12 +142,12 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         self, queryset: QuerySet[Prediction] | Sequence[Prediction]
     ) -> Sequence[Prediction] | None:
         page = super().paginate_queryset(queryset)
-        audit.predictions_accessed(request=self.request, predictions=page or [], via="api")
+        predictions_accessed(request=self.request, predictions=page or [], via="api")
         return page
 
     def get_object(self) -> Prediction:
         prediction = super().get_object()
-        audit.predictions_accessed(request=self.request, predictions=[prediction], via="api")
+        predictions_accessed(request=self.request, predictions=[prediction], via="api")
         return prediction
 
     @extend_schema(

@@ -24,7 +24,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from predictions import audit, retention, selectors
+from predictions import retention, selectors
+from predictions.audit.chain import entries_write
+from predictions.audit.trail import MASK, entry_build, remote_addr_of
 from predictions.models import Prediction
 from predictions.services import owner_hash_for
 
@@ -60,7 +62,7 @@ def session_results_claim(*, request: HttpRequest, user: AbstractBaseUser, how: 
                     Prediction.objects.filter(pk__in=[pk for pk, _ in rows]).update(
                         owner=user, owner_hash=owner_hash_for(int(user.pk))
                     )
-                audit.entries_write(entries=_claim_entries(request, user, rows, how))
+                entries_write(entries=_claim_entries(request, user, rows, how))
             claimed = len(rows)
     request.session.pop(selectors.SESSION_KEY, None)
     # A signed-in session lasts as signed-in sessions do, not until the browser closes.
@@ -72,25 +74,25 @@ def _claim_entries(
     request: HttpRequest, user: AbstractBaseUser, rows: list[tuple[int, str]], how: str
 ) -> list[LogEntry]:
     content_type = ContentType.objects.get_for_model(Prediction)
-    remote = audit.remote_addr_of(request)
+    remote = remote_addr_of(request)
     now = timezone.now()
-    return [
-        LogEntry(
+    entries = []
+    for pk, message_id in rows:
+        entry = entry_build(
+            action=LogEntry.Action.UPDATE,
             content_type=content_type,
             object_pk=str(pk),
             object_id=pk,
             object_repr=message_id,
-            action=LogEntry.Action.UPDATE,
-            changes={"owner_hash": ["", audit.MASK]},
             actor=user,
-            actor_email=getattr(user, "email", None) or None,
-            cid=audit.current_cid(),
             remote_addr=remote,
             additional_data={"reason": f"anonymous result claimed at {how}"},
             timestamp=now,
         )
-        for pk, message_id in rows
-    ]
+        # The owner fingerprint, masked as in the creation entry; never the raw user id.
+        entry.changes = {"owner_hash": ["", MASK]}
+        entries.append(entry)
+    return entries
 
 
 def patient_results_delete(*, request: HttpRequest, queryset: QuerySet[Prediction]) -> int:

@@ -62,7 +62,7 @@ def prediction_create(
 ) -> Prediction:
     """Analyse one image in memory and store the result (never the image).
 
-    Raises ml.images.ImageError for bad images and predictions.errors.ApiError for
+    Raises ml.images.ImageError for bad images and predictions.exceptions errors for
     unknown sites or an unloaded model; nothing is stored when anything fails.
     """
     timings = timings if timings is not None else PredictionTimings()

@@ -7,7 +7,7 @@ import pytest
 from auditlog.models import LogEntry
 from django.test import Client
 
-from predictions.audit import MASK
+from predictions.audit.trail import MASK
 from predictions.models import Prediction
 from predictions.selectors import SESSION_KEY
 from predictions.services import owner_hash_for
