@@ -1,12 +1,14 @@
-"""Throttle sign-in attempts on every sign-in form: patients', the admin's and DRF's.
+"""Throttle the account forms: every sign-in form (patients', the admin's and DRF's),
+the sign-up form and the password-reset form.
 
 A middleware rather than a decorator on each view, so that the three sign-in pages
 (`login`, `admin:login`, `rest_framework:login`) are covered by one rule, whoever owns
-their views. Attempts (POSTs) are counted per client address in Django's default cache
-(Redis when REDIS_URL is set, so the count holds across gunicorn workers), at the
-`login` rate of REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (THROTTLE_LOGIN, default
-10/minute). Past it, the sign-in page answers 429 with Retry-After and checks no
-password at all.
+their views. Attempts (POSTs) are counted per client address and per scope in Django's
+default cache (Redis when REDIS_URL is set, so the count holds across gunicorn
+workers), at the scope's rate in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]: `login`
+(THROTTLE_LOGIN, default 10/minute), `signup` (THROTTLE_SIGNUP) and `password_reset`
+(THROTTLE_PASSWORD_RESET). Past it, the form answers 429 with Retry-After and checks
+nothing at all (no password, no new account, no e-mail sent).
 """
 
 from __future__ import annotations
@@ -22,19 +24,25 @@ from django.core.cache import cache as default_cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from rest_framework.throttling import BaseThrottle
 
 logger = logging.getLogger(__name__)
 
 SIGN_IN_ROUTES = ("login", "admin:login", "rest_framework:login")
+# Route name -> throttle scope (a rate in DEFAULT_THROTTLE_RATES, a count of its own).
+THROTTLED_ROUTES: dict[str, str] = {
+    **{name: "login" for name in SIGN_IN_ROUTES},
+    "signup": "signup",
+    "password_reset": "password_reset",
+}
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def login_rate() -> tuple[int, int]:
-    """(attempts, seconds) from the `login` throttle rate, e.g. "10/minute"."""
+def login_rate(scope: str = "login") -> tuple[int, int]:
+    """(attempts, seconds) from a scope's throttle rate, e.g. "10/minute"."""
     rates = cast(dict[str, Any], settings.REST_FRAMEWORK)["DEFAULT_THROTTLE_RATES"]
-    count, _, period = str(rates["login"]).partition("/")
+    count, _, period = str(rates[scope]).partition("/")
     return int(count), _PERIODS[period.strip()[:1]]
 
 
@@ -43,16 +51,16 @@ def client_ident(request: HttpRequest) -> str:
     return str(BaseThrottle().get_ident(cast(Any, request)))
 
 
-def attempt_allowed(request: HttpRequest) -> tuple[bool, int]:
+def attempt_allowed(request: HttpRequest, scope: str = "login") -> tuple[bool, int]:
     """Count one attempt; (allowed, seconds until the count starts again).
 
     The window opens at a client's first attempt and lasts one period. cache.incr is
     atomic in Redis, so concurrent attempts on different workers are all counted (DRF's
     own throttles read, append and write back, and can undercount).
     """
-    limit, period = login_rate()
+    limit, period = login_rate(scope)
     now = time.time()
-    key = f"throttle:login:{client_ident(request)}"
+    key = f"throttle:{scope}:{client_ident(request)}"
     default_cache.add(f"{key}:start", now, timeout=period)
     default_cache.add(key, 0, timeout=period)
     try:
@@ -65,14 +73,26 @@ def attempt_allowed(request: HttpRequest) -> tuple[bool, int]:
 
 
 @cache
-def sign_in_paths() -> frozenset[str]:
-    paths = set()
-    for name in SIGN_IN_ROUTES:
+def throttled_paths() -> dict[str, str]:
+    """Path -> scope for the throttled forms that exist in this URLconf."""
+    paths = {}
+    for name, scope in THROTTLED_ROUTES.items():
         try:
-            paths.add(reverse(name))
+            paths[reverse(name)] = scope
         except NoReverseMatch:
             continue
-    return frozenset(paths)
+    return paths
+
+
+def sign_in_paths() -> frozenset[str]:
+    return frozenset(p for p, scope in throttled_paths().items() if scope == "login")
+
+
+REFUSAL_MESSAGES = {
+    "login": _("Too many sign-in attempts. Wait a minute, then try again."),
+    "signup": _("Too many accounts were created from here. Wait a while, then try again."),
+    "password_reset": _("Too many password reset requests. Wait a while, then try again."),
+}
 
 
 class LoginThrottleMiddleware:
@@ -80,19 +100,20 @@ class LoginThrottleMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method == "POST" and request.path in sign_in_paths():
-            allowed, wait = attempt_allowed(request)
+        scope = throttled_paths().get(request.path) if request.method == "POST" else None
+        if scope is not None:
+            allowed, wait = attempt_allowed(request, scope)
             if not allowed:
-                return self.refused(request, wait)
+                return self.refused(request, wait, scope)
         return self.get_response(request)
 
     @staticmethod
-    def refused(request: HttpRequest, wait: int) -> HttpResponse:
-        logger.warning("sign-in throttled", extra={"path": request.path})
+    def refused(request: HttpRequest, wait: int, scope: str = "login") -> HttpResponse:
+        logger.warning("account form throttled", extra={"path": request.path, "scope": scope})
         response = render(
             request,
             "403.html",
-            {"message": _("Too many sign-in attempts. Wait a minute, then try again.")},
+            {"message": str(REFUSAL_MESSAGES[scope])},
             status=429,
         )
         response["Retry-After"] = str(wait)

@@ -72,6 +72,8 @@ MIDDLEWARE = [
     # auditlog's middleware, reading the actor when each entry is written so that
     # DRF token-authenticated users are recorded too (see predictions/audit/).
     "predictions.audit.trail.AuditActorMiddleware",
+    # Dates in the patient's time zone (a cookie the pages' script sets), else UTC.
+    "predictions.timezones.PatientTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -170,8 +172,28 @@ STORAGES = {
 }
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+# After signing in (or up) a patient lands on their history, the reason they signed in.
+LOGIN_REDIRECT_URL = "history"
 LOGOUT_REDIRECT_URL = "home"
+# Signed-in sessions last SESSION_COOKIE_AGE (two weeks, Django's default) and end at
+# sign-out; an anonymous browser's session (the results it checked) ends when the browser
+# closes: predictions.patients.session_remember sets that per session, so this stays off.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = False
+
+# E-mail (password reset links): printed to the console unless EMAIL_HOST names an SMTP
+# server. Patients without an e-mail address cannot reset a forgotten password.
+EMAIL_HOST = env_str("EMAIL_HOST").strip()
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=120)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "HealthGuard Vision <noreply@localhost>")
 
 # Uploads: kept in memory only, never spooled to disk, and refused past the limit while
 # they stream in (see predictions/uploads.py).
@@ -218,8 +240,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "predict_anon": env_str("THROTTLE_ANON_PREDICT", "30/minute"),
         "predict_user": env_str("THROTTLE_USER_PREDICT", "120/minute"),
-        # Sign-in attempts (POSTs) per client address (healthguard/login_throttle.py).
+        # Sign-in attempts (POSTs) per client address (healthguard/login_throttle.py),
+        # and sign-ups and password-reset requests, each counted on its own.
         "login": env_str("THROTTLE_LOGIN", "10/minute"),
+        "signup": env_str("THROTTLE_SIGNUP", "20/hour"),
+        "password_reset": env_str("THROTTLE_PASSWORD_RESET", "10/hour"),
     },
 }
 

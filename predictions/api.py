@@ -9,12 +9,13 @@ from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from predictions import selectors, services
+from predictions import patients, selectors, services
 from predictions.audit.access import predictions_accessed
 from predictions.exceptions import MissingImage
 from predictions.filters import PredictionFilter
@@ -148,3 +149,23 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         prediction = super().get_object()
         predictions_accessed(request=self.request, predictions=[prediction], via="api")
         return prediction
+
+    @extend_schema(
+        operation_id="results_destroy",
+        description=(
+            "Erase one of your own results (GDPR erasure). The row is deleted; the audit "
+            "trail keeps a DELETE entry naming the message_id, without the result. Only "
+            "the signed-in owner may: any other result, staff's reads included, is a 404 "
+            "(staff erase through the admin)."
+        ),
+        responses={
+            204: OpenApiResponse(description="Deleted"),
+            401: _error("Not signed in"),
+            404: _error("No such result of yours"),
+        },
+    )
+    def destroy(self, request: Request, message_id: str) -> Response:
+        own = selectors.own_prediction_list(user=request.user).filter(message_id=message_id)
+        if not patients.patient_results_delete(request=request._request, queryset=own):
+            raise NotFound()
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""Forms for the patient pages.
+"""Forms for the patient pages: the photo, signing up, a result's label.
 
 The form only checks that a photo was sent: what makes an image acceptable (type by
 its bytes, size, dimensions, an inner eyelid in it) is decided by the same service the
@@ -8,7 +8,10 @@ API calls, `predictions.services.prediction_create`, so there is one validation 
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth.forms import UserCreationForm
 from django.utils.translation import gettext_lazy as _
+
+from predictions.patients import LABEL_MAX_LENGTH
 
 
 class PhotoForm(forms.Form):
@@ -18,4 +21,29 @@ class PhotoForm(forms.Form):
         widget=forms.FileInput(
             attrs={"accept": "image/png,image/jpeg", "capture": "environment"}
         ),
+    )
+
+
+class SignUpForm(UserCreationForm):
+    """Django's sign-up form (username, password twice, its validators) plus an
+    optional e-mail address, needed only to reset a forgotten password."""
+
+    email = forms.EmailField(
+        label=_("E-mail address (optional)"),
+        required=False,
+        help_text=_("Only used to send you a link if you forget your password."),
+    )
+
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]
+        fields = ("username", "email")
+
+
+class LabelForm(forms.Form):
+    """The optional "who is this for" label of one result (same rule as the service)."""
+
+    label = forms.CharField(
+        label=_("Who is this check for? (optional)"),
+        help_text=_("For example a child's first name. Only you see it."),
+        required=False,
+        max_length=LABEL_MAX_LENGTH,
     )

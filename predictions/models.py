@@ -47,6 +47,10 @@ class Prediction(models.Model):
     processing_time_ms = models.FloatField()
     model_version = models.CharField(max_length=64)
     request_id = models.CharField(max_length=128, blank=True)
+    # "Who is this for" (e.g. a child's first name), set by the signed-in owner only.
+    # Personal data: not audited, not in the API, not shown to staff in the admin.
+    # NULL: never labelled (or cleared), as on every row made before labels existed.
+    label = models.CharField(max_length=40, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -24,11 +24,11 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ml.images import ImageError
-from predictions import selectors, services
+from predictions import charts, selectors, services
 from predictions.audit.access import predictions_accessed
 from predictions.errors import database_outage, status_for
 from predictions.exceptions import ApplicationError, UploadTooLarge
-from predictions.forms import PhotoForm
+from predictions.forms import LabelForm, PhotoForm
 from predictions.patient_copy import (
     DISCLAIMER,
     ERROR_MESSAGES,
@@ -41,6 +41,8 @@ from predictions.throttles import PredictAnonThrottle, PredictUserThrottle
 logger = logging.getLogger(__name__)
 
 HISTORY_PAGE_SIZE = 20
+# The chart shows at most this many of the latest results (the list pages through all).
+CHART_MAX_POINTS = 100
 
 
 def max_upload_mb() -> str:
@@ -148,11 +150,20 @@ def result(request: HttpRequest, message_id: str) -> HttpResponse:
     prediction = get_object_or_404(_visible_predictions(request), message_id=message_id)
     # Staff reading someone's result here is audited like a read through the API.
     predictions_accessed(request=request, predictions=[prediction], via="page")
+    own = selectors.own_prediction_list(
+        user=request.user, session_message_ids=selectors.session_message_ids(request.session)
+    )
+    is_own = own.filter(pk=prediction.pk).exists()
     return render(
         request,
         "predictions/result.html",
         {
             "prediction": prediction,
+            # The owner's controls (label, delete): staff reading others' see neither.
+            "is_own": is_own,
+            "label_form": LabelForm(initial={"label": prediction.label or ""})
+            if is_own and request.user.is_authenticated
+            else None,
             "risk_label": RISK_LABELS[prediction.risk_level],
             "recommendation": RECOMMENDATIONS[prediction.risk_level],
             "confidence_percent": round(prediction.confidence * 100),
@@ -164,11 +175,33 @@ def result(request: HttpRequest, message_id: str) -> HttpResponse:
 @never_cache
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
-    """A signed-in patient's own results (staff included: this is not the audit view);
-    an anonymous browser's results of the current session."""
-    predictions = _visible_predictions(request)
-    if request.user.is_authenticated:
-        predictions = predictions.filter(owner_id=request.user.pk)
+    """The caller's own results (staff included: this is not the audit view), as a
+    chart and a list: a signed-in patient's, or an anonymous browser session's."""
+    predictions = selectors.own_prediction_list(
+        user=request.user, session_message_ids=selectors.session_message_ids(request.session)
+    )
     page = Paginator(predictions, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [(p, RISK_LABELS[p.risk_level]) for p in page.object_list]
-    return render(request, "predictions/history.html", {"page": page, "rows": rows})
+    series = selectors.history_series(queryset=predictions, limit=CHART_MAX_POINTS)
+    score_samples = [
+        charts.Sample(s.created_at, s.risk_score, s.risk_level, str(RISK_LABELS[s.risk_level]))
+        for s in series
+    ]
+    hb_samples = [
+        charts.Sample(s.created_at, s.hb_estimate_g_dl)
+        for s in series
+        if s.hb_estimate_g_dl is not None
+    ]
+    return render(
+        request,
+        "predictions/history.html",
+        {
+            "page": page,
+            "rows": rows,
+            "series": [(s, RISK_LABELS[s.risk_level]) for s in series],
+            "score_chart": charts.score_chart(score_samples),
+            "hb_chart": charts.hb_chart(hb_samples),
+            "risk_labels": RISK_LABELS,
+            "chart_limit": CHART_MAX_POINTS,
+        },
+    )

@@ -56,11 +56,32 @@ def mask_value(value: str) -> str:
     return MASK if value not in ("", "None") else value
 
 
+# What a prediction's audit entry records: who/what/when, never the clinical content
+# (score, level, confidence, recommendation, Hb estimate) nor the patient's label, which
+# live only in the row itself, so an erased or purged result leaves no health data in
+# the longer-kept trail. An allow-list: a field added later stays out until listed.
+PREDICTION_AUDITED_FIELDS: tuple[str, ...] = (
+    "message_id",
+    "created_at",
+    "condition",
+    "site",
+    "segmentation",
+    "image_sha256",
+    "image_size_bytes",
+    "image_width",
+    "image_height",
+    "processing_time_ms",
+    "model_version",
+    "request_id",
+    "owner_hash",
+)
+
+
 def register() -> None:
     """Register the audited models and connect the chain's receivers (idempotent)."""
     mask = "predictions.audit.trail.mask_value"
-    auditlog.register(Prediction, exclude_fields=["owner"], mask_fields=["owner_hash"],
-                      mask_callable=mask)
+    auditlog.register(Prediction, include_fields=list(PREDICTION_AUDITED_FIELDS),
+                      mask_fields=["owner_hash"], mask_callable=mask)
     auditlog.register(
         get_user_model(),
         exclude_fields=["password", "last_login"],

@@ -28,7 +28,11 @@ def test_it_logs_a_prediction_creation_without_the_raw_owner_id(patient):
     assert "owner" not in entry.changes
     assert entry.changes["owner_hash"] == ["None", MASK]
     assert prediction.owner_hash not in str(entry.changes)
-    assert entry.changes["risk_level"] == ["None", "medium"]
+    assert entry.changes["message_id"] == ["None", prediction.message_id]
+    # Issue 17, deliberately: the clinical content and the patient's label stay out of
+    # the trail (kept longer than an erased or purged row).
+    for field in ("risk_score", "risk_level", "confidence", "recommendation", "label"):
+        assert field not in entry.changes
 
 
 def test_it_logs_group_membership_changes(db):

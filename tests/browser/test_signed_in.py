@@ -24,8 +24,9 @@ def test_a_signed_in_patient_checks_a_photo_and_finds_it_in_their_history(
     page.fill("#id_username", "amina")
     page.fill("#id_password", "correct horse battery staple")
     page.click("main button[type=submit]")
-    page.wait_for_url("**/")
+    page.wait_for_url("**/history")  # signing in lands on "My results" (issue 17)
     assert page.locator("text=Sign out").is_visible()
+    page.goto("/")
 
     photo = eyelid_photo(tmp_path, index=3)
     page.set_input_files("#id_image", str(photo.path))

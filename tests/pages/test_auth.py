@@ -33,7 +33,7 @@ def test_a_patient_signs_in_with_the_form(client, patient):
     )
 
     assert response.status_code == 302
-    assert response["Location"] == "/"
+    assert response["Location"] == "/history"  # lands on "My results" (issue 17)
     assert client.session[AUTH_SESSION_KEY] == str(patient.pk)
 
 
