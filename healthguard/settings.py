@@ -182,6 +182,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 50
 DATA_UPLOAD_MAX_NUMBER_FILES = 2
 
+# Idempotency-Key (predictions/idempotency.py): a claim still in flight after this many
+# seconds was left by a request that died (a killed worker, a lost database) and may be
+# taken over by a retry. Longer than gunicorn's worker timeout (30 s), so a claim is
+# never taken from a request that is still running normally.
+IDEMPOTENCY_TAKEOVER_SECONDS = env_int("IDEMPOTENCY_TAKEOVER_SECONDS", 60, minimum=1)
+
 HEALTHGUARD_MODEL_DIR = Path(env_str("HEALTHGUARD_MODEL_DIR", str(BASE_DIR / "model")))
 # Key for the owner fingerprint stored beside each prediction (HMAC of the user id):
 # derived from SECRET_KEY unless set explicitly, so rotating it is a deliberate act.

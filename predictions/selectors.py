@@ -47,5 +47,7 @@ def session_message_ids(session: object) -> list[str]:
 def session_remember(session: object, message_id: str) -> None:
     """Remember a result created by this browser session, newest last, bounded."""
     ids = session_message_ids(session)
+    if message_id in ids:
+        return  # a replayed upload (Idempotency-Key): remembered once
     ids.append(message_id)
     session[SESSION_KEY] = ids[-SESSION_MAX_RESULTS:]  # type: ignore[index]
