@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as cors_default_headers
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -279,6 +280,9 @@ CONTENT_SECURITY_POLICY = {
 # CORS: only the API, only for the origins in CORS_ALLOWED_ORIGINS, never with cookies.
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_CREDENTIALS = False
+# A browser app on an allowed origin may send Idempotency-Key and read the replay flag.
+CORS_ALLOW_HEADERS = (*cors_default_headers, "idempotency-key")
+CORS_EXPOSE_HEADERS = ["Idempotent-Replayed"]
 
 # DEBUG shows settings and stack traces to whoever asks: it may only ever answer to
 # local host names, so a production ALLOWED_HOSTS with DEBUG=1 stops the process.
