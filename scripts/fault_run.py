@@ -298,7 +298,8 @@ def busy_worker(server: LiveServer) -> int | None:
     before = {pid: cpu(pid) for pid in pids}
     time.sleep(0.05)
     busy = [pid for pid in pids if cpu(pid) > before[pid] >= 0]
-    return (busy or pids or [None])[0]
+    candidates = busy or pids
+    return candidates[0] if candidates else None
 
 
 def first_success_after(tally: Tally, moment: float, limit: float) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import uuid
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,8 +29,8 @@ URL = "/api/predict"
 pytestmark = pytest.mark.django_db
 
 
-def post(client: APIClient, image: bytes, key: str | None, **extra: str):
-    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
+def post(client: APIClient, image: bytes, key: str | None, **extra: Any):
+    headers: dict[str, Any] = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
     upload = SimpleUploadedFile("eyelid.png", image, content_type="image/png")
     return client.post(URL, {"image": upload}, format="multipart", **headers, **extra)
 
@@ -78,7 +79,8 @@ def test_it_replays_the_original_result_for_the_same_key_and_upload(real_crop_by
     assert Prediction.objects.count() == 1
     assert LogEntry.objects.count() == entries  # no second audit entry
     assert predictions_counted() == counted  # no second metric count
-    assert IdempotencyKey.objects.get().prediction.message_id == first.json()["message_id"]
+    stored = IdempotencyKey.objects.get().prediction
+    assert stored is not None and stored.message_id == first.json()["message_id"]
 
 
 def test_without_a_key_the_same_upload_is_stored_twice(real_crop_bytes):

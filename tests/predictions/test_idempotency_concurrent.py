@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from typing import Any
 
 import pytest
 from auditlog.models import LogEntry
@@ -51,7 +52,7 @@ def test_a_second_request_while_the_first_works_is_409_then_a_replay(
 
     monkeypatch.setattr(malware, "upload_screen", held)
     key = str(uuid.uuid4())
-    answers = {}
+    answers: dict[str, Any] = {}
     first = threading.Thread(
         target=lambda: answers.update(first=post(real_crop_bytes, key)), name="first"
     )
@@ -100,4 +101,5 @@ def test_eight_simultaneous_requests_with_one_key_store_one_row(real_crop_bytes)
     assert len(ids) == 1
     assert list(Prediction.objects.values_list("message_id", flat=True)) == list(ids)
     assert LogEntry.objects.filter(object_repr__in=ids).count() == 1
-    assert IdempotencyKey.objects.get(key=key).prediction.message_id in ids
+    stored = IdempotencyKey.objects.get(key=key).prediction
+    assert stored is not None and stored.message_id in ids
