@@ -31,8 +31,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,13 +43,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
-from psycopg import sql
 
 from bench.loadgen import STAGES
 from bench.workloads import WORKLOADS
+from devtools.live import LiveServer, database_recreate, free_port, migrate
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench"
@@ -67,12 +65,6 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
@@ -81,25 +73,12 @@ def load_average() -> str:
 # --- database -------------------------------------------------------------------------
 
 
-def _admin_url(database_url: str) -> tuple[str, str]:
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    if not name:
-        raise SystemExit(f"BENCH_DATABASE_URL has no database name: {database_url}")
-    return urlunsplit(parts._replace(path="/postgres")), name
-
-
 def database_reset(database_url: str, env: dict[str, str]) -> None:
     """Drop, create and migrate the bench's own database (never any other)."""
-    admin, name = _admin_url(database_url)
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-        ident = sql.Identifier(name)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
-    subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=PROJECT_DIR, env=env, check=True, timeout=300,
-    )
+    if not urlsplit(database_url).path.strip("/"):
+        raise SystemExit(f"BENCH_DATABASE_URL has no database name: {database_url}")
+    database_recreate(database_url)
+    migrate(env, collectstatic=False)
 
 
 def models_snapshot(workdir: Path) -> tuple[Path, dict[str, str]]:
@@ -166,6 +145,7 @@ class Server:
     ready_s: float = 0.0
     process: subprocess.Popen[bytes] | None = None
     initial_workers: set[int] = field(default_factory=set)
+    live: LiveServer | None = None
 
     @property
     def log_path(self) -> Path:
@@ -176,44 +156,26 @@ class Server:
         self.port = free_port()
         metrics_dir = self.workdir / f"metrics-{self.name}-{self.port}"
         env = server_env(self.database_url, metrics_dir)
-        env.update(PORT=str(self.port), WEB_CONCURRENCY=str(self.workers), **self.extra_env)
+        env.update(self.extra_env)
         if self.model_dir is not None:
             env["HEALTHGUARD_MODEL_DIR"] = str(self.model_dir)
-        # gunicorn.conf.py binds 0.0.0.0:$PORT, as a container must; the bench listens
-        # on loopback only, so the command line overrides just the bind address.
-        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-                   "--bind", f"127.0.0.1:{self.port}"]
-        if self.app:
-            command.append(self.app)
-        with self.log_path.open("ab") as log:
-            started = time.perf_counter()
-            self.process = subprocess.Popen(  # noqa: S603
-                command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = started + READY_TIMEOUT_S
-        while time.perf_counter() < deadline:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                raise RuntimeError(f"{self.name} exited with {code}: {self.log_tail()}")
-            if http_status(self.port, "/health/ready") == 200:
-                self.ready_s = time.perf_counter() - started
-                self.initial_workers = set(self.worker_pids())
-                return self.ready_s
-            time.sleep(0.02)
-        raise RuntimeError(
-            f"{self.name} not ready after {READY_TIMEOUT_S:.0f} s: {self.log_tail()}"
+        # The harness binds loopback only (gunicorn.conf.py binds 0.0.0.0 for a container).
+        self.live = LiveServer(
+            env=env, port=self.port, workers=self.workers, app=self.app, log_path=self.log_path
         )
+        try:
+            self.live.start(ready_timeout=READY_TIMEOUT_S, poll=0.02)
+        except (RuntimeError, TimeoutError) as exc:
+            self.live.stop()
+            raise RuntimeError(f"{self.name} not ready: {self.log_tail()}") from exc
+        self.process = self.live.process
+        self.ready_s = self.live.ready_seconds
+        self.initial_workers = set(self.worker_pids())
+        return self.ready_s
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # the group this bench started
-            self.process.wait(timeout=10)
+        if self.live is not None:
+            self.live.stop(timeout=30)
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -289,16 +251,6 @@ class Server:
             if line.startswith(PREDICT_COUNTER + "{") and all(x in line for x in labels):
                 total += float(line.rsplit(" ", 1)[1])
         return total
-
-
-def http_status(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (OSError, ValueError):
-        return 0
 
 
 def children_of(parent: int) -> list[int]:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import csv
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from devtools.multipart import image_upload
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DATASET_DIR = Path(
@@ -60,20 +61,8 @@ def crop_paths(limit: int | None = None) -> list[Path]:
     return paths[:limit] if limit else paths
 
 
-def multipart(filename: str, data: bytes, content_type: str) -> tuple[bytes, str]:
-    """A multipart/form-data body with one `image` field, and its Content-Type header."""
-    boundary = "bench" + secrets.token_hex(12)
-    head = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n"
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    return head + data + tail, f"multipart/form-data; boundary={boundary}"
-
-
 def _upload(name: str, data: bytes, content_type: str) -> Upload:
-    body, ctype = multipart(name, data, content_type)
+    body, ctype = image_upload(data, name, content_type)
     return Upload(name=name, body=body, content_type=ctype, image_bytes=len(data))
 
 

@@ -26,7 +26,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import NoReverseMatch, reverse
 
 from healthguard import metrics
-from predictions.errors import DatabaseUnavailable, error_body
+from predictions.errors import error_of
+from predictions.exceptions import DatabaseUnavailable
 from predictions.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ class AtomicUploadMiddleware:
                     transaction.set_rollback(True)
         except DatabaseError as exc:
             logger.warning("database unavailable at commit: %s", exc.__class__.__name__)
-            metrics.api_error_record(request, DatabaseUnavailable.default_code)
-            code, message = DatabaseUnavailable.default_code, DatabaseUnavailable.default_detail
-            return JsonResponse(error_body(code, str(message)), status=503)
+            # Any failed commit (not only an outage) leaves nothing stored: a 503.
+            error = DatabaseUnavailable()
+            metrics.api_error_record(request, error.code)
+            status, body = error_of(error)
+            return JsonResponse(body, status=status)
         return response

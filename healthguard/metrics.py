@@ -2,7 +2,7 @@
 
 Labels are bounded on purpose: route names (the URL pattern's name, never the raw
 path, which carries message ids), a fixed set of HTTP methods, error codes from
-predictions/errors.py and ml/images.py, and the model version of the deployed model.
+predictions/exceptions.py and ml/images.py, and the model version of the deployed model.
 Never a user, an id or a path: each distinct label value is a time series kept forever.
 
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py) before any worker
@@ -30,7 +30,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from healthguard import request_log
+from healthguard import log_context
 
 if TYPE_CHECKING:
     from predictions.models import Prediction
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 UNMATCHED_ROUTE = "unmatched"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-# Error codes that mean "the upload itself was refused" (predictions/errors.py,
+# Error codes that mean "the upload itself was refused" (predictions/exceptions.py,
 # ml/images.py); each is also counted in healthguard_upload_rejections_total.
 UPLOAD_REJECTION_CODES = frozenset(
     {
@@ -124,7 +124,7 @@ def prediction_record(*, prediction: Prediction, seconds: float) -> None:
         model_version=prediction.model_version,
     ).inc()
     PREDICTION_DURATION.observe(seconds)
-    request_log.annotate(risk_level=prediction.risk_level, model_version=prediction.model_version)
+    log_context.annotate(risk_level=prediction.risk_level, model_version=prediction.model_version)
 
 
 def multiprocess_enabled() -> bool:

@@ -1,7 +1,7 @@
 """One log line per request: method, route, status, duration_ms, request_id.
 
-Predictions add risk_level and model_version (through `annotate`, called by
-healthguard.metrics.prediction_record). Never the raw path (it carries message ids),
+Predictions add risk_level and model_version (through `log_context.annotate`, called
+by healthguard.metrics.prediction_record). Never the raw path (it carries message ids),
 the query string, the body (image bytes) or who the user is.
 
 The line's level follows the outcome, so that LOG_LEVEL filters it sensibly:
@@ -12,32 +12,19 @@ failed requests are logged; LOG_LEVEL=INFO logs them all.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
 from healthguard import metrics, telemetry
+from healthguard.log_context import fields_collect
 
 logger = logging.getLogger("healthguard.requests")
 
 # Routes polled by machines: their successful answers are logged at DEBUG only.
 QUIET_ROUTES = frozenset({"health", "health-live", "health-ready", "metrics"})
-
-_fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
-    "request_log_fields", default=None
-)
-
-
-def annotate(**fields: Any) -> None:
-    """Add fields to the current request's log line (no-op outside a request)."""
-    current = _fields.get()
-    if current is not None:
-        current.update(fields)
-
 
 def level_for(*, status: int, route: str) -> int:
     if status >= 500:
@@ -58,14 +45,10 @@ class RequestLogMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        token = _fields.set({})
-        try:
+        with fields_collect() as extra_fields:
             telemetry.span_annotate(request_id=getattr(request, "request_id", ""))
             response = self.get_response(request)
             duration_ms = (time.perf_counter() - started) * 1000
-            extra_fields = _fields.get() or {}
-        finally:
-            _fields.reset(token)
         route = metrics.route_name(request)
         status = response.status_code
         metrics.request_record(request=request, status=status)

@@ -71,8 +71,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "healthguard.login_throttle.LoginThrottleMiddleware",
     # auditlog's middleware, reading the actor when each entry is written so that
-    # DRF token-authenticated users are recorded too (see predictions/audit.py).
-    "predictions.audit.AuditActorMiddleware",
+    # DRF token-authenticated users are recorded too (see predictions/audit/).
+    "predictions.audit.trail.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -196,12 +196,12 @@ OWNER_HASH_KEY = env_str("OWNER_HASH_KEY") or hashlib.sha256(
     b"healthguard-owner-hash:" + SECRET_KEY.encode()
 ).hexdigest()
 
-# Audit trail (django-auditlog, predictions/audit.py). The request id is the
+# Audit trail (django-auditlog, predictions/audit/). The request id is the
 # correlation id. Each entry is chained by an HMAC under AUDITLOG_CHAIN_KEY: derived
 # from SECRET_KEY unless set, so set it explicitly before ever rotating SECRET_KEY
 # (verify_auditlog reports a changed key). Access logs are kept
 # AUDITLOG_RETENTION_DAYS (purge_auditlog; README "Audit trail" explains the default).
-AUDITLOG_CID_GETTER = "predictions.audit.current_cid"
+AUDITLOG_CID_GETTER = "predictions.audit.trail.current_cid"
 AUDITLOG_CHAIN_KEY = env_str("AUDITLOG_CHAIN_KEY") or hashlib.sha256(
     b"healthguard-audit-chain:" + SECRET_KEY.encode()
 ).hexdigest()
@@ -221,7 +221,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "predictions.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "predictions.handlers.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "predict_anon": env_str("THROTTLE_ANON_PREDICT", "30/minute"),
         "predict_user": env_str("THROTTLE_USER_PREDICT", "120/minute"),
@@ -341,4 +341,4 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
-CSRF_FAILURE_VIEW = "predictions.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "predictions.handlers.csrf_failure"

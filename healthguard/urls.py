@@ -4,7 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from healthguard import metrics
-from predictions import api, audit_api, health
+from predictions import api, health
+from predictions.audit import api as audit_api
 
 router = SimpleRouter(trailing_slash=False)
 router.register("results", api.ResultViewSet, basename="result")
@@ -25,7 +26,7 @@ urlpatterns = [
     path("", include("predictions.urls")),
 ]
 
-handler400 = "predictions.errors.handler400"
-handler403 = "predictions.errors.handler403"
-handler404 = "predictions.errors.handler404"
-handler500 = "predictions.errors.handler500"
+handler400 = "predictions.handlers.handler400"
+handler403 = "predictions.handlers.handler403"
+handler404 = "predictions.handlers.handler404"
+handler500 = "predictions.handlers.handler500"

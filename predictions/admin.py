@@ -1,4 +1,5 @@
-"""Admin for staff: predictions read-only, the audit log with its exports.
+"""Admin for staff: predictions read-only (the audit log's admin is
+`predictions.audit.admin`, imported here so that Django's autodiscovery finds it).
 
 A prediction is a record of what the model said: nobody adds or edits one here, and
 only superusers delete (through `retention.predictions_delete`, which writes a DELETE
@@ -10,19 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditlog.admin import LogEntryAdmin
-from auditlog.models import LogEntry
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
 
-from predictions import audit, audit_export, retention
+from predictions import retention
+from predictions.audit import admin as audit_admin  # noqa: F401  (registers LogEntry's admin)
+from predictions.audit.access import predictions_accessed
 from predictions.models import Prediction
-
-EXPORT_PERMISSION = "predictions.export_auditlog"
-
 
 # The owner is left out (data minimisation); owner_hash links one patient's rows.
 DETAIL_FIELDS = (
@@ -84,7 +81,7 @@ class PredictionAdmin(admin.ModelAdmin):
     ) -> Prediction | None:
         prediction = super().get_object(request, object_id, from_field)
         if prediction is not None and request.method == "GET":
-            audit.predictions_accessed(request=request, predictions=[prediction], via="admin")
+            predictions_accessed(request=request, predictions=[prediction], via="admin")
         return prediction
 
     def changelist_view(
@@ -97,7 +94,7 @@ class PredictionAdmin(admin.ModelAdmin):
         if changelist is not None:
             # Evaluate the page once, log it, and let the template reuse the same rows.
             changelist.result_list = list(changelist.result_list)
-            audit.predictions_accessed(
+            predictions_accessed(
                 request=request, predictions=changelist.result_list, via="admin"
             )
         return response
@@ -109,51 +106,3 @@ class PredictionAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Prediction]) -> None:
         retention.predictions_delete(queryset=queryset, reason="admin", request=request)
-
-
-admin.site.unregister(LogEntry)
-
-
-@admin.register(LogEntry)
-class AuditLogEntryAdmin(LogEntryAdmin):
-    """auditlog's read-only admin, plus exports of the selected entries."""
-
-    actions = ["export_csv", "export_jsonl", "export_fhir"]
-
-    def has_export_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(EXPORT_PERMISSION)
-
-    def _export(
-        self, request: HttpRequest, queryset: QuerySet[LogEntry], export_format: str
-    ) -> StreamingHttpResponse:
-        now = timezone.now()
-        audit.export_logged(
-            actor=request.user,
-            export_format=export_format,
-            filters={"admin_selection": queryset.count()},
-            via="admin",
-            remote_addr=audit.remote_addr_of(request),
-        )
-        response = StreamingHttpResponse(
-            audit_export.export_stream(
-                queryset.order_by("timestamp", "pk"), export_format=export_format
-            ),
-            content_type=audit_export.FORMATS[export_format][0],
-        )
-        filename = audit_export.filename_for(export_format, now=now)
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
-
-    @admin.action(description="Export selected entries as CSV", permissions=["export"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> HttpResponseBase:
-        return self._export(request, queryset, "csv")
-
-    @admin.action(description="Export selected entries as JSON Lines", permissions=["export"])
-    def export_jsonl(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> HttpResponseBase:
-        return self._export(request, queryset, "jsonl")
-
-    @admin.action(
-        description="Export selected entries as FHIR R4 AuditEvent bundle", permissions=["export"]
-    )
-    def export_fhir(self, request: HttpRequest, queryset: QuerySet[LogEntry]) -> HttpResponseBase:
-        return self._export(request, queryset, "fhir")

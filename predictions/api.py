@@ -9,17 +9,19 @@ from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, status, throttling, viewsets
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from predictions import audit, idempotency, selectors, services
-from predictions.errors import MissingImage
+from predictions import idempotency, selectors, services
+from predictions.audit.access import predictions_accessed
+from predictions.exceptions import MissingImage
 from predictions.filters import PredictionFilter
 from predictions.models import Prediction
 from predictions.serializers import PredictionRequestSerializer, PredictionSerializer
+from predictions.throttles import PredictAnonThrottle, PredictUserThrottle
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -40,14 +42,6 @@ _ERROR_SCHEMA = {
 
 def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(response=_ERROR_SCHEMA, description=description)
-
-
-class PredictAnonThrottle(throttling.AnonRateThrottle):
-    scope = "predict_anon"
-
-
-class PredictUserThrottle(throttling.UserRateThrottle):
-    scope = "predict_user"
 
 
 def server_timing(timings: services.PredictionTimings) -> str:
@@ -192,10 +186,10 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         self, queryset: QuerySet[Prediction] | Sequence[Prediction]
     ) -> Sequence[Prediction] | None:
         page = super().paginate_queryset(queryset)
-        audit.predictions_accessed(request=self.request, predictions=page or [], via="api")
+        predictions_accessed(request=self.request, predictions=page or [], via="api")
         return page
 
     def get_object(self) -> Prediction:
         prediction = super().get_object()
-        audit.predictions_accessed(request=self.request, predictions=[prediction], via="api")
+        predictions_accessed(request=self.request, predictions=[prediction], via="api")
         return prediction

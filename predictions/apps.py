@@ -7,6 +7,6 @@ class PredictionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from predictions import audit
+        from predictions.audit import trail
 
-        audit.register()
+        trail.register()

@@ -41,11 +41,10 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from rest_framework import status
 from rest_framework.request import Request
 
 from predictions import services
-from predictions.errors import ApiError
+from predictions.exceptions import ApplicationError
 from predictions.models import IdempotencyKey, Prediction
 
 HEADER = "Idempotency-Key"
@@ -57,27 +56,25 @@ _KEY_RE = re.compile(rf"[A-Za-z0-9._~:+/=-]{{1,{KEY_MAX_LENGTH}}}")
 _POLL_SECONDS = 0.25
 
 
-class IdempotencyKeyInvalid(ApiError):
-    default_code = "idempotency_key_invalid"
-    default_detail = (
+class IdempotencyKeyInvalid(ApplicationError):
+    code = "idempotency_key_invalid"
+    default_message = (
         f"The {HEADER} header must be 1 to {KEY_MAX_LENGTH} characters from "
         "A-Z a-z 0-9 and - _ . : ~ + / = (a UUID is a good key)."
     )
 
 
-class IdempotencyKeyReused(ApiError):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_code = "idempotency_key_reused"
-    default_detail = (
+class IdempotencyKeyReused(ApplicationError):
+    code = "idempotency_key_reused"
+    default_message = (
         f"This {HEADER} was already used for a different upload. "
         "Use a new key for each photo."
     )
 
 
-class IdempotencyKeyInFlight(ApiError):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "idempotency_key_in_flight"
-    default_detail = (
+class IdempotencyKeyInFlight(ApplicationError):
+    code = "idempotency_key_in_flight"
+    default_message = (
         f"An upload with this {HEADER} is still being analysed. "
         "Send it again in a moment to get its result."
     )

@@ -14,7 +14,7 @@ from django.conf import settings
 
 from ml.runtime import Model, ModelLoadError, ModelRegistry, get_registry
 from ml.runtime import UnknownSite as MlUnknownSite
-from predictions.errors import ModelUnavailable, UnknownSite
+from predictions.exceptions import ModelUnavailable, UnknownSite
 
 logger = logging.getLogger(__name__)
 

@@ -73,6 +73,9 @@ class Prediction(models.Model):
 
 GENESIS_HASH = "0" * 64
 
+# Who may export the audit log (the admin actions, the API endpoint): compliance officers.
+EXPORT_PERMISSION = "predictions.export_auditlog"
+
 
 class AuditChainState(models.Model):
     """The head of the audit hash chain: a single row (pk=1).

@@ -64,7 +64,7 @@ def prediction_create(
 ) -> Prediction:
     """Analyse one image in memory and store the result (never the image).
 
-    Raises ml.images.ImageError for bad images and predictions.errors.ApiError for
+    Raises ml.images.ImageError for bad images and predictions.exceptions errors for
     unknown sites or an unloaded model; nothing is stored when anything fails.
     `in_transaction` runs after the row is created, in its transaction: whatever it
     writes is committed with the row, and an exception from it rolls the row back

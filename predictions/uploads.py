@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 
-from predictions.errors import UploadTooLarge
+from predictions.exceptions import UploadTooLarge
 
 # Multipart framing (boundaries, part headers, other small fields) on top of the file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024

@@ -14,134 +14,31 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.paginator import Paginator
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.functional import Promise
-from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ml.images import ImageError
-from predictions import audit, idempotency, selectors
-from predictions.api import PredictAnonThrottle, PredictUserThrottle
-from predictions.errors import ApiError, UploadTooLarge, image_error_status
+from predictions import idempotency, selectors
+from predictions.audit.access import predictions_accessed
+from predictions.errors import database_outage, status_for
+from predictions.exceptions import ApplicationError, UploadTooLarge
 from predictions.forms import PhotoForm
-from predictions.models import RiskLevel
+from predictions.patient_copy import (
+    DISCLAIMER,
+    ERROR_MESSAGES,
+    RECOMMENDATIONS,
+    RISK_LABELS,
+    SCRIPT_TEXT,
+)
+from predictions.throttles import PredictAnonThrottle, PredictUserThrottle
 
 logger = logging.getLogger(__name__)
-
-# Friendly, translated words for every error code the API and the service can produce
-# (and a few only the page's script meets). The script gets the same table, so both
-# paths say the same thing.
-ERROR_MESSAGES: dict[str, Promise] = {
-    "missing_image": _("Choose a photo first."),
-    "unsupported_media_type": _(
-        "This file is not a photo we can read. Choose a PNG or JPEG photo."
-    ),
-    "invalid_image": _(
-        "The photo could not be read: it may be damaged or incomplete. "
-        "Take or choose the photo again."
-    ),
-    "invalid_dimensions": _(
-        "The photo is too small or too large (in pixels) to analyse. "
-        "Take a new close-up photo with the phone's camera."
-    ),
-    "no_conjunctiva_found": _(
-        "The inner eyelid could not be found in this photo. Pull the lower eyelid down, "
-        "take the photo close up in daylight, or outline the inner eyelid yourself."
-    ),
-    "file_too_large": _("The photo is larger than %(max_mb)s MB. Choose a smaller photo."),
-    "request_too_large": _("The photo is larger than %(max_mb)s MB. Choose a smaller photo."),
-    "unknown_site": _("This kind of photo cannot be analysed here."),
-    "malformed_request": _("The photo did not arrive correctly. Please try again."),
-    "throttled": _(
-        "Too many photos were sent in a short time. Wait a minute, then try again."
-    ),
-    "service_unavailable": _(
-        "The service is busy or under maintenance. Please try again in a few minutes."
-    ),
-    "database_unavailable": _(
-        "The service is busy or under maintenance. Please try again in a few minutes."
-    ),
-    "model_unavailable": _(
-        "The service is busy or under maintenance. Please try again in a few minutes."
-    ),
-    "malware_detected": _(
-        "This file was stopped by our safety check and was not analysed. "
-        "Take a new photo with the phone's camera and try again."
-    ),
-    "scanner_unavailable": _(
-        "The service is busy or under maintenance. Please try again in a few minutes."
-    ),
-    "csrf_failed": _("This page has expired. Reload the page and try again."),
-    "internal_error": _("Something went wrong on our side. Please try again later."),
-    "network": _(
-        "The photo could not be sent. Check your internet connection and try again."
-    ),
-    "outline_too_small": _(
-        "Place at least 3 points around the edge of the inner eyelid, then try again."
-    ),
-    "default": _("Something went wrong. Please try again."),
-}
-
-# What the page's script needs to say while it works (errors come from ERROR_MESSAGES).
-SCRIPT_TEXT: dict[str, Promise] = {
-    "loading": _("Opening the photo…"),
-    "ready": _("Photo ready. Tap or click the edge of the inner eyelid to place points."),
-    "points": _("Points placed: %(count)s."),
-    "preparing": _("Preparing the outlined area…"),
-    "sending": _("Sending and analysing the photo. This can take a moment…"),
-    "done": _("Done. Opening your result…"),
-    "canvas_label": _(
-        "The chosen photo. Tap or click to place points around the inner eyelid; "
-        "drag a point to move it; drag elsewhere to move the photo."
-    ),
-}
-
-# ml/ stays free of Django and returns English; the page shows the translated text for
-# the level. The English text is the same as ml.risk.RECOMMENDATIONS (a test checks it).
-RECOMMENDATIONS: dict[str, Promise] = {
-    RiskLevel.LOW: _(
-        "No sign of anemia was found in this photo. This is a screening aid, not a diagnosis: "
-        "if the child is tired, pale, short of breath or unwell, see a clinician and ask for "
-        "a blood test."
-    ),
-    RiskLevel.MEDIUM: _(
-        "The result is uncertain. Get a blood test (haemoglobin) at a clinic or health centre "
-        "to know whether there is anemia."
-    ),
-    RiskLevel.HIGH: _(
-        "Signs of anemia were found. See a health professional soon for a blood test "
-        "(haemoglobin); only a blood test can confirm anemia."
-    ),
-}
-
-RISK_LABELS: dict[str, Promise] = {
-    RiskLevel.LOW: _("Low risk"),
-    RiskLevel.MEDIUM: _("Medium risk"),
-    RiskLevel.HIGH: _("High risk"),
-}
-
-# Same text as predictions.serializers.DISCLAIMER (a test checks it).
-DISCLAIMER = _(
-    "This is a screening aid, not a diagnosis. Only a blood test (haemoglobin) can "
-    "confirm or rule out anemia: talk to a health professional."
-)
-
-# The English messages predictions/errors.py gives the error templates, which show them
-# through {% translate message %}; listed here so makemessages keeps them in the catalog.
-ERROR_PAGE_MESSAGES = (
-    gettext_noop("The request could not be understood."),
-    gettext_noop("You do not have access to this."),
-    gettext_noop("Nothing was found at this address."),
-    gettext_noop("An unexpected error occurred."),
-    gettext_noop("Your session expired or the form was stale. Reload the page and try again."),
-)
 
 HISTORY_PAGE_SIZE = 20
 # How long the form waits for a request in flight with the same Idempotency-Key.
@@ -238,13 +135,13 @@ def _analyse(request: HttpRequest) -> HttpResponseBase:
     except (idempotency.IdempotencyKeyInvalid, idempotency.IdempotencyKeyReused):
         # Only a stale or altered page sends these; the page shown has a fresh key.
         return _upload_page(request, error_code="malformed_request", status=400)
-    except ImageError as exc:
-        return _upload_page(request, error_code=exc.code, status=image_error_status(exc))
-    except ApiError as exc:
-        return _upload_page(request, error_code=exc.default_code, status=exc.status_code)
-    except (OperationalError, InterfaceError):
-        logger.warning("database unavailable during a page upload")
-        return _upload_page(request, error_code="database_unavailable", status=503)
+    except (ImageError, ApplicationError) as exc:
+        return _upload_page(request, error_code=exc.code, status=status_for(exc.code))
+    except DatabaseError as exc:
+        outage = database_outage(exc, where="during a page upload")
+        if outage is None:
+            raise
+        return _upload_page(request, error_code=outage.code, status=status_for(outage.code))
     if not request.user.is_authenticated:
         selectors.session_remember(request.session, prediction.message_id)
     return redirect("result", message_id=prediction.message_id)
@@ -263,7 +160,7 @@ def result(request: HttpRequest, message_id: str) -> HttpResponse:
     # A result the caller may not see is a 404, not a 403: the id reveals nothing.
     prediction = get_object_or_404(_visible_predictions(request), message_id=message_id)
     # Staff reading someone's result here is audited like a read through the API.
-    audit.predictions_accessed(request=request, predictions=[prediction], via="page")
+    predictions_accessed(request=request, predictions=[prediction], via="page")
     return render(
         request,
         "predictions/result.html",

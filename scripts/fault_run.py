@@ -57,8 +57,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.faults.proxy import CuttableProxy  # noqa: E402  (needs the repository on sys.path)
-from tests.live import LiveServer, free_port, migrate, server_env  # noqa: E402
+from devtools.live import LiveServer, free_port, migrate, server_env  # noqa: E402  (sys.path)
+from devtools.multipart import image_upload  # noqa: E402
+from tests.faults.proxy import CuttableProxy  # noqa: E402
 
 DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "data" / "anemia"
 WORKERS = 2
@@ -170,18 +171,8 @@ class Tally:
             self.successes.append(at)
 
 
-def multipart(image: bytes, filename: str) -> tuple[bytes, str]:
-    boundary = "fault-" + uuid.uuid4().hex
-    body = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
 def attempt(port: int, upload: Upload, timeout: float) -> tuple[int, dict[str, str], bytes]:
-    body, ctype = multipart(upload.image, upload.name)
+    body, ctype = image_upload(upload.image, upload.name)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(

@@ -35,13 +35,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.live import (  # noqa: E402  (needs the repository on sys.path)
+from devtools.live import (  # noqa: E402  (needs the repository on sys.path)
     VENV_BIN,
     LiveServer,
     database_drop,
     database_url_for,
     migrate,
 )
+from devtools.multipart import image_upload  # noqa: E402
 
 IMAGES = REPO_ROOT.parent / "shared" / "data" / "anemia" / "images" / "cpanemic"
 
@@ -69,17 +70,13 @@ def seed(env: dict[str, str]) -> str:
 
 def seed_predictions(server: LiveServer, token: str, count: int) -> None:
     for path in sorted(IMAGES.glob("*.png"))[:count]:
-        boundary = uuid.uuid4().hex
-        body = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
-            f'filename="e.png"\r\nContent-Type: image/png\r\n\r\n'
-        ).encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        body, content_type = image_upload(path.read_bytes(), "e.png")
         server.request(
             "POST",
             "/api/predict",
             body=body,
             headers={
-                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Type": content_type,
                 "Authorization": f"Token {token}",
             },
         )

@@ -40,12 +40,13 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.live import (  # noqa: E402  (needs the repository on sys.path)
+from devtools.live import (  # noqa: E402  (needs the repository on sys.path)
     LiveServer,
     database_drop,
     database_url_for,
     migrate,
 )
+from devtools.multipart import image_upload  # noqa: E402
 
 DEFAULT_IMAGES = REPO_ROOT.parent / "shared" / "data" / "anemia" / "images" / "cpanemic"
 
@@ -59,18 +60,8 @@ class Sent:
     error: str = ""
 
 
-def multipart(image: bytes, filename: str) -> tuple[bytes, str]:
-    boundary = "load-" + uuid.uuid4().hex
-    body = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
 def post_one(host: str, port: int, image: bytes, name: str, timeout: float) -> Sent:
-    body, ctype = multipart(image, name)
+    body, ctype = image_upload(image, name)
     sha = hashlib.sha256(image).hexdigest()
     started = time.perf_counter()
     conn = http.client.HTTPConnection(host, port, timeout=timeout)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
+from tests.optional import all_required, require_tool, unavailable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASET_DIR = Path(
@@ -49,6 +51,30 @@ def conjunctiva_images() -> list[LabelledImage]:
     return [LabelledImage(DATASET_DIR / r["file"], r["label"], r["subject_id"]) for r in rows]
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("requires_tool"):
+        for name in mark.args:
+            require_tool(name)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    # With HEALTHGUARD_REQUIRE_ALL_TOOLS=1 nothing may skip, whatever called pytest.skip.
+    outcome = yield
+    report = outcome.get_result()
+    if all_required() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but HEALTHGUARD_REQUIRE_ALL_TOOLS=1: {report.longrepr}"
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # Likewise a module that skips itself at import (pytest.skip(allow_module_level=True)).
+    if all_required() and report.skipped:
+        report.outcome = "failed"
+
+
 @pytest.fixture(autouse=True)
 def _plain_static_storage(settings) -> None:
     # Tests render templates without running collectstatic first.
@@ -72,7 +98,7 @@ def _fresh_cache() -> Iterator[None]:
 def real_crop() -> LabelledImage:
     images = conjunctiva_images()
     if not images:
-        pytest.skip(f"dataset not found at {DATASET_DIR} (set HEALTHGUARD_DATASET_DIR)")
+        unavailable(f"dataset not found at {DATASET_DIR} (set HEALTHGUARD_DATASET_DIR)")
     return images[0]
 
 

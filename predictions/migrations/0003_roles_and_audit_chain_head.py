@@ -2,7 +2,15 @@
 
 Idempotent: groups are fetched or created and given exactly their permissions, the
 head row is created once, and only entries without a link are chained.
+
+The digest is frozen here (a copy of `predictions.audit.chain` as it was when this
+migration was written), so this migration keeps its meaning when the live code changes.
 """
+
+import datetime as dt
+import hashlib
+import hmac
+import json
 
 from django.conf import settings
 from django.contrib.auth.management import create_permissions
@@ -40,9 +48,41 @@ def create_roles(apps, schema_editor):
         )
 
 
-def create_chain_head_and_backfill(apps, schema_editor):
-    from predictions.audit import HASHED_FIELDS, entry_digest, key_fingerprint
+HASHED_FIELDS = (
+    "id",
+    "timestamp",
+    "action",
+    "content_type_id",
+    "object_pk",
+    "object_id",
+    "object_repr",
+    "serialized_data",
+    "changes",
+    "changes_text",
+    "additional_data",
+    "cid",
+    "remote_addr",
+    "remote_port",
+    "actor_email",
+)
 
+
+def key_fingerprint(key):
+    return hashlib.sha256(b"healthguard-audit-chain:" + key).hexdigest()[:16]
+
+
+def entry_digest(*, row, seq, actor_id, prev_hash, key):
+    content = {name: row[name] for name in HASHED_FIELDS}
+    content["timestamp"] = row["timestamp"].astimezone(dt.UTC).isoformat()
+    content["actor_id"] = actor_id
+    content["seq"] = seq
+    payload = json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+    return hmac.new(key, f"{prev_hash}\n{payload}".encode(), hashlib.sha256).hexdigest()
+
+
+def create_chain_head_and_backfill(apps, schema_editor):
     State = apps.get_model("predictions", "AuditChainState")
     Link = apps.get_model("predictions", "AuditChainLink")
     LogEntry = apps.get_model("auditlog", "LogEntry")

@@ -13,9 +13,10 @@ from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.utils import timezone
 
-from predictions import audit
+from predictions.audit import trail as audit
 from predictions.models import AuditChainLink, AuditChainState
 from tests.factories import PredictionFactory, UserFactory
+from tests.optional import unavailable
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +133,7 @@ def test_the_chain_head_row_is_recreated_when_missing_on_an_empty_log(db):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_append_one_after_another():
     if connection.vendor != "postgresql":
-        pytest.skip("row locks need PostgreSQL")
+        unavailable("row locks need PostgreSQL in DATABASE_URL")
     errors: list[BaseException] = []
 
     def writer() -> None:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
 
-from predictions.audit_export import ACTION_NAMES, COLUMNS
+from predictions.audit.export import ACTION_NAMES, COLUMNS
 from predictions.models import AuditChainLink
 from tests.audit.conftest import ROLES
 from tests.conftest import client_for

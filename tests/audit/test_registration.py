@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from predictions.audit import MASK
+from predictions.audit.trail import MASK
 from predictions.models import Prediction
 from predictions.services import owner_hash_for
 from tests.factories import PredictionFactory, UserFactory

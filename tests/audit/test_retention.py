@@ -106,7 +106,7 @@ def test_a_purge_refuses_to_run_on_a_broken_chain(db):
 
 def _rechain() -> None:
     """Rebuild the chain after a test moved timestamps (a test-only shortcut)."""
-    from predictions import audit
+    from predictions.audit import chain as audit
 
     AuditChainLink.objects.all().delete()
     AuditChainState.objects.all().delete()

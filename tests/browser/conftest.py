@@ -1,8 +1,8 @@
 """Playwright for Python driving Debian's Chromium against pytest-django's live server.
 
-No browser is downloaded: `apt-get install chromium` provides /usr/bin/chromium (or set
-HEALTHGUARD_CHROMIUM). Without it these tests are skipped with the reason, unless
-HEALTHGUARD_REQUIRE_BROWSER=1 (CI), where a missing browser is a failure.
+No browser is downloaded: `apt-get install chromium` puts chromium on PATH (or set
+HEALTHGUARD_CHROMIUM to its executable). Without it these tests are skipped with the
+reason (tests/optional.py), unless HEALTHGUARD_REQUIRE_ALL_TOOLS=1 (CI): then a failure.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.optional import require_tool, unavailable
 
-CHROMIUM = Path(os.environ.get("HEALTHGUARD_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -37,20 +37,13 @@ CSP = (
 )
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("HEALTHGUARD_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright is not installed (pip install -r requirements-dev.txt)")
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+        unavailable("playwright is not installed (pip install -r requirements-dev.txt)")
+    chromium = require_tool("chromium")
     # Playwright's sync API runs an event loop on this thread; Django's ORM refuses to
     # run while a loop is running unless told it is safe. It is here: the loop only
     # drives the browser, and the live server answers on its own thread.
@@ -59,7 +52,7 @@ def browser() -> Iterator[Any]:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+                executable_path=chromium, args=CHROMIUM_ARGS, headless=True
             )
             yield browser
             browser.close()

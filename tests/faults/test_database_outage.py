@@ -7,31 +7,33 @@ reconnects) while the shared PostgreSQL server keeps running for everyone else.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
 import urllib.parse
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.proxy import CuttableProxy
-from tests.live import (
+from devtools.live import (
     LiveServer,
     Response,
     database_drop,
     database_url_for,
     live_db_name,
     migrate,
+    predict,
     server_env,
 )
+from tests.faults.proxy import CuttableProxy
+from tests.optional import require_postgres
 
 pytestmark = pytest.mark.live_server_process
 
-if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-    pytest.skip("needs PostgreSQL in DATABASE_URL", allow_module_level=True)
+
+@pytest.fixture(scope="module", autouse=True)
+def _postgres() -> None:
+    require_postgres()
 
 
 def rows(url: str) -> list[tuple[str, float]]:
@@ -59,20 +61,6 @@ def outage() -> Iterator[tuple[LiveServer, CuttableProxy, str]]:
         server.stop()
         proxy.stop()
         database_drop(direct_url)
-
-
-def predict(server: LiveServer, image: bytes) -> Response:
-    boundary = uuid.uuid4().hex
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="e.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
-    return server.request(
-        "POST",
-        "/api/predict",
-        body=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )
 
 
 def worker_pids(server: LiveServer) -> set[int]:

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.live import (
+from devtools.live import (
     LiveServer,
     database_drop,
     database_url_for,
@@ -24,6 +23,8 @@ from tests.live import (
     migrate,
     server_env,
 )
+from devtools.multipart import image_upload
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.live_server_process
 
@@ -87,17 +88,9 @@ def test_a_broken_model_keeps_the_server_out_of_rotation(
         assert body["checks"] == {"database": True, "model": False}
         assert reason in body["model_error"]
 
-        boundary = "model-missing"
+        body, content_type = image_upload(real_crop_bytes, "a.png")
         predict = server.request(
-            "POST",
-            "/api/predict",
-            body=(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
-                'filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
-            ).encode()
-            + real_crop_bytes
-            + f"\r\n--{boundary}--\r\n".encode(),
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            "POST", "/api/predict", body=body, headers={"Content-Type": content_type}
         )
         assert predict.status == 503, predict.body[:300]
         assert predict.json()["error"]["code"] == "model_unavailable"

@@ -8,6 +8,7 @@ import pytest
 
 from ml.runtime import ModelRegistry, get_registry
 from ml.training.data import resolve_dataset_dir
+from tests.optional import unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO_ROOT / "model"
@@ -28,7 +29,7 @@ def dataset_dir() -> Path:
     """The labelled dataset, or a skip saying why the test cannot run."""
     path = resolve_dataset_dir(None)
     if path is None or not (path / "labels.csv").is_file():
-        pytest.skip(
+        unavailable(
             "dataset directory absent: set HEALTHGUARD_DATASET_DIR or place it at "
             "../shared/data/anemia relative to the repository root"
         )

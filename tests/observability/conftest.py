@@ -6,12 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
-import psycopg
 import pytest
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 from pythonjsonlogger.json import JsonFormatter
 
+from devtools.live import LiveServer, database_drop, database_recreate, migrate
+from devtools.live import server_env as live_server_env
 from healthguard.request_id import RequestIdLogFilter
+from tests.optional import require_postgres, require_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,17 +104,8 @@ def json_logs() -> Iterator[JsonLogCapture]:
 # --- real processes -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def postgres_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("needs DATABASE_URL pointing at PostgreSQL (CI sets it)")
-    return url
+    return require_postgres()
 
 
 def url_with(url: str, *, database: str | None = None, port: int | None = None) -> str:
@@ -141,118 +129,31 @@ def postgres_address(url: str) -> tuple[str, int]:
 def process_database_url() -> Iterator[str]:
     """A database of our own (other suites share the server), migrated with manage.py."""
     base = postgres_url()
-    name = f"{dj_database_url.parse(base)['NAME']}_obs_proc"
-    admin = url_with(base, database="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = url_with(base, database=name)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=REPO_ROOT,
-        env={**server_env(url), "LOG_LEVEL": "WARNING"},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    url = url_with(base, database=f"{dj_database_url.parse(base)['NAME']}_obs_proc")
+    database_recreate(url)
+    migrate({**server_env(url), "LOG_LEVEL": "WARNING"}, collectstatic=False)
     yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    database_drop(url)
 
 
 def server_env(database_url: str, **extra: str) -> dict[str, str]:
-    """Production settings (DEBUG off, JSON logs) for a server subprocess."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "PROMETHEUS_", "APPLICATIONINSIGHTS_", "GUNICORN_"))
-        and k not in {"DEBUG", "LOG_FORMAT", "LOG_LEVEL", "METRICS_TOKEN", "WEB_CONCURRENCY"}
-    }
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "observability-test-secret-key-not-for-production-0123456789",
-            "DJANGO_SETTINGS_MODULE": "healthguard.settings",
+    """Production settings (DEBUG off), with JSON logs, for a server subprocess."""
+    return live_server_env(
+        database_url,
+        **{
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LOG_FORMAT": "json",
-            "LOG_LEVEL": "INFO",
             "THROTTLE_ANON_PREDICT": "1000/minute",
-            "PYTHONUNBUFFERED": "1",
-        }
+            **extra,
+        },
     )
-    env.update(extra)
-    return env
 
 
-@dataclass
-class ServerProcess:
-    process: subprocess.Popen[str]
-    base_url: str
-    log_path: Path
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def json_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for raw in self.log_text().splitlines():
-            if raw.startswith("{"):
-                lines.append(json.loads(raw))
-        return lines
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def gunicorn_start(
-    *, env: dict[str, str], port: int, workers: int, log_path: Path
-) -> ServerProcess:
-    """`gunicorn -c gunicorn.conf.py` as production runs it, bound to loopback only."""
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            gunicorn,
-            "-c",
-            "gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-        ],
-        cwd=REPO_ROOT,
-        env={**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
-    wait_until_listening(server)
-    return server
-
-
-def wait_until_listening(server: ServerProcess, timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(f"server exited early:\n{server.log_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(server.base_url + "/health/live", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    server.stop()
-    raise AssertionError(f"server did not answer in {timeout}s:\n{server.log_text()[-4000:]}")
+def gunicorn_start(*, env: dict[str, str], port: int, workers: int, log_path: Path) -> LiveServer:
+    """`gunicorn -c gunicorn.conf.py` as production runs it, bound to loopback only,
+    once it answers /health/live (ready or not: some tests start it without a database)."""
+    server = LiveServer(env=env, port=port, workers=workers, log_path=log_path)
+    return server.start(ready_path="/health/live", ready_timeout=60)
 
 
 # --- a plain HTTP client for the server subprocesses ----------------------------------
@@ -298,27 +199,8 @@ def http(
     )
 
 
-def multipart_image(data: bytes, filename: str = "eyelid.png") -> tuple[bytes, str]:
-    boundary = "----healthguard-test-boundary-7d1f"
-    body = (
-        (
-            f"--{boundary}\r\n"
-            f'Content-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-            "Content-Type: image/png\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
 def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail(
-            "promtool is not installed (Debian: apt-get install -y prometheus); "
-            "CI installs it to lint the /metrics output"
-        )
+    promtool = require_tool("promtool")
     return subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
     )

@@ -18,10 +18,9 @@ import threading
 import time
 from pathlib import Path
 
+from devtools.live import LiveServer, free_port
 from tests.observability.conftest import (
     HttpResult,
-    ServerProcess,
-    free_port,
     gunicorn_start,
     http,
     postgres_address,
@@ -33,7 +32,7 @@ from tests.observability.test_health_probes import TcpProxy
 ROUNDS = 20
 
 
-def ready(server: ServerProcess) -> HttpResult:
+def ready(server: LiveServer) -> HttpResult:
     return http(server.base_url, "GET", "/health/ready", timeout=60)
 
 

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from devtools.live import LiveServer, free_port
+from devtools.multipart import image_upload
 from tests.conftest import conjunctiva_images
 from tests.observability.conftest import (
     REPO_ROOT,
-    ServerProcess,
-    free_port,
     gunicorn_start,
     http,
-    multipart_image,
     promtool_check,
     sample_value,
     server_env,
 )
+from tests.optional import unavailable
 
 pytestmark = pytest.mark.live_server_process
 
@@ -38,7 +38,7 @@ def metrics_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(process_database_url, metrics_dir, tmp_path_factory) -> Iterator[ServerProcess]:
+def server(process_database_url, metrics_dir, tmp_path_factory) -> Iterator[LiveServer]:
     # A stale sample file, as a previous run would leave: on_starting must wipe it.
     (metrics_dir / "counter_999999.db").write_bytes(b"\x00" * 16)
     env = server_env(
@@ -55,7 +55,7 @@ def server(process_database_url, metrics_dir, tmp_path_factory) -> Iterator[Serv
         server.stop()
 
 
-def workers_warm_up(server: ServerProcess, timeout: float = 60) -> None:
+def workers_warm_up(server: LiveServer, timeout: float = 60) -> None:
     """Wait until every worker has loaded the app and answered (they boot in parallel,
     and the first one ready would otherwise take all the load)."""
     deadline = time.monotonic() + timeout
@@ -73,7 +73,7 @@ def workers_warm_up(server: ServerProcess, timeout: float = 60) -> None:
     raise AssertionError(f"not every worker answered within {timeout}s")
 
 
-def scrape(server: ServerProcess) -> str:
+def scrape(server: LiveServer) -> str:
     result = http(server.base_url, "GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert result.status == 200, result.body
     return result.body.decode()
@@ -91,8 +91,8 @@ def worker_pids(master_pid: int) -> set[int]:
     return pids
 
 
-def predict(server: ServerProcess, image: bytes, request_id: str):
-    body, content_type = multipart_image(image)
+def predict(server: LiveServer, image: bytes, request_id: str):
+    body, content_type = image_upload(image)
     return http(
         server.base_url,
         "POST",
@@ -105,7 +105,7 @@ def predict(server: ServerProcess, image: bytes, request_id: str):
 def test_one_scrape_counts_the_predictions_of_every_worker(server, metrics_dir):
     images = conjunctiva_images()
     if not images:
-        pytest.skip("dataset not found (set HEALTHGUARD_DATASET_DIR)")
+        unavailable("dataset not found (set HEALTHGUARD_DATASET_DIR)")
     assert not (metrics_dir / "counter_999999.db").exists(), "on_starting left stale samples"
     before = scrape(server)
 
@@ -202,7 +202,7 @@ def test_every_django_log_line_is_json_with_a_request_id(server):
     time.sleep(0.2)
     django_lines = [
         raw
-        for raw in server.log_text().splitlines()
+        for raw in server.logs().splitlines()
         if '"service": "healthguard-api"' in raw and '"request_id"' in raw
     ]
     assert django_lines

@@ -13,9 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.live import LiveServer, free_port
 from tests.observability.conftest import (
-    ServerProcess,
-    free_port,
     gunicorn_start,
     http,
     postgres_address,
@@ -89,11 +88,11 @@ class TcpProxy:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-def ready(server: ServerProcess):
+def ready(server: LiveServer):
     return http(server.base_url, "GET", "/health/ready", timeout=10)
 
 
-def wait_for_status(server: ServerProcess, status: int, timeout: float) -> float:
+def wait_for_status(server: LiveServer, status: int, timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if ready(server).status == status:
@@ -103,7 +102,7 @@ def wait_for_status(server: ServerProcess, status: int, timeout: float) -> float
 
 
 @pytest.fixture
-def server_on_closed_port(tmp_path) -> Iterator[ServerProcess]:
+def server_on_closed_port(tmp_path) -> Iterator[LiveServer]:
     closed = free_port()  # nothing listens there: connections are refused
     env = server_env(f"postgresql://postgres@127.0.0.1:{closed}/nothing")
     server = gunicorn_start(env=env, port=free_port(), workers=2, log_path=tmp_path / "g.log")
@@ -130,7 +129,7 @@ def test_live_is_200_while_the_database_is_unreachable(server_on_closed_port):
 
 
 @pytest.fixture
-def proxied(process_database_url, tmp_path) -> Iterator[tuple[ServerProcess, TcpProxy]]:
+def proxied(process_database_url, tmp_path) -> Iterator[tuple[LiveServer, TcpProxy]]:
     proxy = TcpProxy(postgres_address(process_database_url), free_port())
     proxy.start()
     env = server_env(url_with(process_database_url, port=proxy.port))
@@ -144,7 +143,7 @@ def proxied(process_database_url, tmp_path) -> Iterator[tuple[ServerProcess, Tcp
 
 def test_ready_follows_the_database_down_and_back_up_without_a_restart(proxied):
     server, proxy = proxied
-    workers_before = server.log_text().count("Booting worker")
+    workers_before = server.logs().count("Booting worker")
     assert workers_before == 2
     for _ in range(6):  # both workers hold a persistent connection through the proxy
         assert ready(server).status == 200
@@ -160,4 +159,4 @@ def test_ready_follows_the_database_down_and_back_up_without_a_restart(proxied):
     wait_for_status(server, 200, timeout=5)
     assert [ready(server).status for _ in range(6)] == [200] * 6
     assert server.process.poll() is None
-    assert server.log_text().count("Booting worker") == workers_before, "a worker restarted"
+    assert server.logs().count("Booting worker") == workers_before, "a worker restarted"

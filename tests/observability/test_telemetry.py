@@ -13,8 +13,9 @@ from unittest import mock
 
 import pytest
 
+from devtools.live import free_port
 from healthguard import telemetry
-from tests.observability.conftest import REPO_ROOT, free_port
+from tests.observability.conftest import REPO_ROOT
 
 PROBE = REPO_ROOT / "tests" / "observability" / "otel_probe.py"
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from predictions.errors import ModelUnavailable
+from predictions.exceptions import ModelUnavailable
 from predictions.models import Prediction
 from predictions.selectors import SESSION_KEY
 from tests.pages.conftest import csrf_token_from, logged_in, text_of
@@ -132,7 +132,7 @@ def test_it_says_when_the_database_is_down(client, real_jpeg_bytes, monkeypatch)
 
 
 def test_it_shares_the_api_throttle(client, settings, real_jpeg_bytes, monkeypatch):
-    from predictions.api import PredictAnonThrottle
+    from predictions.throttles import PredictAnonThrottle
 
     rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "predict_anon": "1/minute"}
     monkeypatch.setattr(PredictAnonThrottle, "THROTTLE_RATES", rates)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client, RequestFactory
 
-from predictions import errors
+from predictions import handlers as errors
 from tests.pages.conftest import text_of
 
 pytestmark = pytest.mark.django_db

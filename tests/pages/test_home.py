@@ -8,7 +8,7 @@ import re
 import pytest
 from django.contrib.staticfiles import finders
 
-from predictions.views import ERROR_MESSAGES
+from predictions.patient_copy import ERROR_MESSAGES
 from tests.pages.conftest import csrf_token_from, html_part, text_of
 
 pytestmark = pytest.mark.django_db

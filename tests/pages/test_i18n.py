@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import translation
 
-from predictions import views
+from predictions import patient_copy
 from tests.pages.conftest import csrf_token_from, html_part, text_of
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +63,12 @@ def test_the_switcher_refuses_a_post_without_csrf_token(client):
 
 @pytest.mark.parametrize(
     "table",
-    [views.ERROR_MESSAGES, views.SCRIPT_TEXT, views.RECOMMENDATIONS, views.RISK_LABELS],
+    [
+        patient_copy.ERROR_MESSAGES,
+        patient_copy.SCRIPT_TEXT,
+        patient_copy.RECOMMENDATIONS,
+        patient_copy.RISK_LABELS,
+    ],
     ids=["errors", "script", "recommendations", "labels"],
 )
 def test_every_message_has_a_french_translation(table):
@@ -76,8 +81,8 @@ def test_every_message_has_a_french_translation(table):
 
 
 def test_the_error_pages_messages_are_translated():
-    # predictions/errors.py hands these English messages to the error templates.
-    for english in views.ERROR_PAGE_MESSAGES:
+    # predictions/handlers.py hands these English messages to the error templates.
+    for english in patient_copy.ERROR_PAGE_MESSAGES:
         with translation.override("fr"):
             assert translation.gettext(english) != english, english
 

@@ -11,8 +11,8 @@ from django.utils import translation
 from ml.risk import RECOMMENDATIONS as ML_RECOMMENDATIONS
 from ml.risk import RiskLevel
 from predictions.models import Prediction
+from predictions.patient_copy import DISCLAIMER, RECOMMENDATIONS
 from predictions.serializers import DISCLAIMER as API_DISCLAIMER
-from predictions.views import DISCLAIMER, RECOMMENDATIONS
 from tests.factories import PredictionFactory, UserFactory
 from tests.pages.conftest import csrf_token_from, logged_in, remember_in_session, text_of
 

@@ -154,7 +154,7 @@ def test_it_accepts_a_file_of_exactly_the_limit_size_as_far_as_size_goes(api_cli
 
 
 def test_it_refuses_a_huge_declared_body_before_reading_it(rf, settings):
-    from predictions.errors import UploadTooLarge
+    from predictions.exceptions import UploadTooLarge
     from predictions.uploads import LimitedMemoryUploadHandler
 
     handler = LimitedMemoryUploadHandler()
@@ -241,7 +241,7 @@ def test_get_is_not_allowed(api_client):
 
 
 def test_it_throttles_anonymous_posts(api_client, settings, real_crop_bytes):
-    from predictions.api import PredictAnonThrottle
+    from predictions.throttles import PredictAnonThrottle
 
     rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "predict_anon": "2/minute"}
     PredictAnonThrottle.THROTTLE_RATES = rates

@@ -18,6 +18,7 @@ from ml.risk import assess_risk
 from ml.runtime import get_registry
 from predictions.models import Prediction
 from tests.conftest import conjunctiva_images
+from tests.optional import unavailable
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,7 @@ def one_image_per_level() -> dict[str, tuple[bytes, float]]:
 @pytest.fixture(scope="module")
 def images_by_level() -> dict[str, tuple[bytes, float]]:
     if not conjunctiva_images():
-        pytest.skip("dataset not found (set HEALTHGUARD_DATASET_DIR)")
+        unavailable("dataset not found (set HEALTHGUARD_DATASET_DIR)")
     return one_image_per_level()
 
 

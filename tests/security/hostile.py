@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import io
 import struct
-import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
+from devtools.multipart import Part
 from tests.conftest import flatten_on_skin
 
 # --- generic containers -----------------------------------------------------------
@@ -207,37 +206,7 @@ def polyglot_jpeg_zip(jpeg: bytes) -> bytes:
     return data
 
 
-# --- multipart bodies by hand -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Part:
-    name: bytes
-    data: bytes
-    filename: bytes | None = None
-    content_type: bytes = b"application/octet-stream"
-
-
-def multipart(parts: Iterable[Part], boundary: str | None = None) -> tuple[bytes, str]:
-    """Raw multipart/form-data bytes: file names and field names are sent verbatim."""
-    boundary = boundary or "hg-" + uuid.uuid4().hex
-    b = boundary.encode()
-    out = bytearray()
-    for part in parts:
-        out += b"--" + b + b"\r\n"
-        disposition = b'Content-Disposition: form-data; name="' + part.name + b'"'
-        if part.filename is not None:
-            disposition += b'; filename="' + part.filename + b'"'
-            out += disposition + b"\r\nContent-Type: " + part.content_type + b"\r\n\r\n"
-        else:
-            out += disposition + b"\r\n\r\n"
-        out += part.data + b"\r\n"
-    out += b"--" + b + b"--\r\n"
-    return bytes(out), f"multipart/form-data; boundary={boundary}"
-
-
-def image_part(data: bytes, filename: bytes = b"eyelid.jpg", ctype: bytes = b"image/jpeg") -> Part:
-    return Part(b"image", data, filename, ctype)
+# --- multipart bodies by hand: devtools.multipart ----------------------------------
 
 
 def many_parts(count: int, *, files: bool) -> Sequence[Part]:

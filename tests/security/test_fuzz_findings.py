@@ -7,9 +7,9 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.db import OperationalError
 from django.test import Client
 
+from devtools.multipart import image_part, multipart
 from predictions.models import Prediction
 from tests.conftest import client_for
-from tests.security.hostile import image_part, multipart
 
 pytestmark = pytest.mark.django_db
 

@@ -86,7 +86,7 @@ def test_the_patient_pages_pass_the_csp(client: Client, patient, page):
 
 
 def test_the_result_page_passes_the_csp(client: Client, real_crop_bytes):
-    from tests.security.hostile import image_part, multipart
+    from devtools.multipart import image_part, multipart
 
     client.get("/")  # a patient's browser: it holds our CSRF cookie, so a session is kept
     body, ctype = multipart([image_part(real_crop_bytes, b"a.png", b"image/png")])

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from django.test import Client
 
+from devtools.multipart import Part, image_part, multipart
 from predictions.models import Prediction
 from tests.conftest import flatten_on_skin
 from tests.security import hostile
-from tests.security.hostile import Part, image_part, multipart
 
 URL = "/api/predict"
 pytestmark = pytest.mark.django_db

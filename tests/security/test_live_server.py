@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.live import LiveServer, live_server
+from devtools.live import LiveServer, live_server
+from devtools.multipart import image_part, multipart
 from tests.security import hostile
-from tests.security.hostile import image_part, multipart
 
 pytestmark = pytest.mark.live_server_process
 

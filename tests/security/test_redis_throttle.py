@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.live import (
+from devtools.live import (
     LiveServer,
-    Response,
     database_drop,
     database_url_for,
     live_db_name,
     migrate,
+    predict,
     server_env,
 )
+from tests.optional import unavailable
 
 pytestmark = pytest.mark.live_server_process
 
@@ -39,7 +39,7 @@ def redis_client():
     try:
         client.ping()
     except redis.RedisError as exc:
-        pytest.skip(f"Redis is not running on 127.0.0.1:6379 ({exc.__class__.__name__})")
+        unavailable(f"Redis is not running on 127.0.0.1:6379 ({exc.__class__.__name__})")
     return client
 
 
@@ -49,20 +49,6 @@ def database_url() -> Iterator[str]:
     migrate(server_env(url))
     yield url
     database_drop(url)
-
-
-def predict(server: LiveServer, image: bytes) -> Response:
-    boundary = uuid.uuid4().hex
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="e.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + image + f"\r\n--{boundary}--\r\n".encode()
-    return server.request(
-        "POST",
-        "/api/predict",
-        body=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )
 
 
 def run(database_url: str, image: bytes, **env: str) -> tuple[list[int], set[int]]:

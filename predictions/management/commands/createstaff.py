@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from predictions.audit import audit_context
+from predictions.audit.trail import audit_context
 
 ROLES = ("clinical_staff", "compliance_officer")
 PASSWORD_ENV = "HEALTHGUARD_STAFF_PASSWORD"  # noqa: S105 - a variable name, not a secret

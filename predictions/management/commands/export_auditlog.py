@@ -6,7 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from predictions import audit, audit_export
+from predictions.audit import export as audit_export
+from predictions.audit.access import export_logged
+from predictions.audit.trail import audit_context
 
 
 class Command(BaseCommand):
@@ -37,8 +39,8 @@ class Command(BaseCommand):
             raise CommandError(errors)
         data = params.validated_data
         filters = audit_export.filters_of(data)
-        with audit.audit_context(name="export_auditlog"):
-            audit.export_logged(
+        with audit_context(name="export_auditlog"):
+            export_logged(
                 actor=None, export_format=data["format"], filters=filters, via="command"
             )
             chunks = audit_export.export_stream(

@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from predictions.audit import audit_context
-from predictions.retention import AuditChainBroken, auditlog_purge
+from predictions.audit.retention import AuditChainBroken, auditlog_purge
+from predictions.audit.trail import audit_context
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from predictions.audit import audit_context
+from predictions.audit.trail import audit_context
 from predictions.idempotency import idempotency_keys_purge
 from predictions.retention import prediction_purge
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from predictions.audit import chain_verify
+from predictions.audit.chain import chain_verify
 
 
 class Command(BaseCommand):

@@ -15,8 +15,10 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from predictions import audit, audit_export
-from predictions.admin import EXPORT_PERMISSION
+from predictions.audit import export
+from predictions.audit.access import export_logged
+from predictions.audit.trail import remote_addr_of
+from predictions.models import EXPORT_PERMISSION
 
 
 class CanExportAuditLog(permissions.BasePermission):
@@ -47,7 +49,7 @@ class AuditExportView(APIView):
 
     @extend_schema(
         operation_id="audit_export",
-        parameters=[audit_export.ExportParams],
+        parameters=[export.ExportParams],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR),
             (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR),
@@ -57,23 +59,17 @@ class AuditExportView(APIView):
         },
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
-        params = audit_export.ExportParams(data=request.query_params.dict())
+        params = export.ExportParams(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         export_format: str = params.validated_data["format"]
-        filters = audit_export.filters_of(params.validated_data)
-        audit.export_logged(
+        filters = export.filters_of(params.validated_data)
+        export_logged(
             actor=request.user,
             export_format=export_format,
             filters=filters,
             via="api",
-            remote_addr=audit.remote_addr_of(request),
+            remote_addr=remote_addr_of(request),
         )
-        response = StreamingHttpResponse(
-            audit_export.export_stream(
-                audit_export.audit_entries(**filters), export_format=export_format
-            ),
-            content_type=audit_export.FORMATS[export_format][0],
+        return export.export_response(
+            export.audit_entries(**filters), export_format=export_format, now=timezone.now()
         )
-        filename = audit_export.filename_for(export_format, now=timezone.now())
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from auditlog.models import LogEntry
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.http import StreamingHttpResponse
 from rest_framework import serializers
 
 from predictions.models import AuditChainLink
@@ -336,3 +337,16 @@ def filters_of(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def filename_for(export_format: str, *, now: dt.datetime) -> str:
     return f"auditlog-{now.strftime('%Y%m%dT%H%M%SZ')}.{FORMATS[export_format][1]}"
+
+
+def export_response(
+    queryset: QuerySet[LogEntry], *, export_format: str, now: dt.datetime
+) -> StreamingHttpResponse:
+    """The streamed export as a download (the admin action and the API endpoint)."""
+    response = StreamingHttpResponse(
+        export_stream(queryset, export_format=export_format),
+        content_type=FORMATS[export_format][0],
+    )
+    filename = filename_for(export_format, now=now)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -1,9 +1,10 @@
 """Run the service as production does (gunicorn -c gunicorn.conf.py) in a subprocess.
 
-Used by tests that need the real server: raw sockets (slowloris), worker timeouts,
-several workers sharing a cache, database outages. Each server gets a free port on
-127.0.0.1, its own migrated database, and is always stopped by the fixture that
-started it. Also used by scripts/load_test.py and scripts/fuzz_api.py (stdlib only).
+The one harness for a real server: tests that need it (raw sockets, worker timeouts,
+several workers sharing a cache, database outages, multiprocess metrics), the benchmark
+(bench/run.py) and scripts/load_test.py and scripts/fuzz_api.py. Each server gets a free
+port on 127.0.0.1 and, through `live_server`, its own migrated database; whoever starts
+one stops it. Stdlib only (psycopg when DATABASE_URL names PostgreSQL).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.multipart import image_upload
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -40,6 +43,31 @@ def live_db_name(purpose: str) -> str:
     return f"{path or 'healthguard'}_{purpose}"
 
 
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgres://", "postgresql://"))
+
+
+def _admin(url: str) -> tuple[str, str]:
+    """The server's maintenance database URL, and the database name of `url`."""
+    parts = urllib.parse.urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name:
+        raise ValueError(f"no database name in {url}")
+    return urllib.parse.urlunsplit(parts._replace(path="/postgres")), name
+
+
+def database_recreate(url: str) -> None:
+    """Drop and create the PostgreSQL database that `url` names (never any other)."""
+    import psycopg
+    from psycopg import sql
+
+    admin_url, name = _admin(url)
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        ident = sql.Identifier(name)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+
+
 def database_url_for(name: str) -> str:
     """A database of its own for a live server, on the server of DATABASE_URL.
 
@@ -47,33 +75,29 @@ def database_url_for(name: str) -> str:
     it, a fresh SQLite file in the temp dir.
     """
     base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith(("postgres://", "postgresql://")):
+    if not is_postgres(base):
         path = Path(tempfile.mkdtemp(prefix="healthguard-live-")) / f"{name}.sqlite3"
         return f"sqlite:///{path}"
-    import psycopg
-
     parts = urllib.parse.urlsplit(base)
-    admin_url = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+    url = urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+    database_recreate(url)
+    return url
 
 
 def database_drop(url: str) -> None:
-    if not url.startswith(("postgres://", "postgresql://")):
+    if not is_postgres(url):
         return
     import psycopg
+    from psycopg import sql
 
-    parts = urllib.parse.urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_url, name = _admin(url)
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        ident = sql.Identifier(name)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
 
 
 def manage(env: dict[str, str], *args: str) -> None:
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603  (a fixed command)
         [str(VENV_BIN / "python"), "manage.py", *args],
         cwd=REPO_ROOT,
         env=env,
@@ -85,11 +109,12 @@ def manage(env: dict[str, str], *args: str) -> None:
         raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
 
 
-def migrate(env: dict[str, str]) -> None:
+def migrate(env: dict[str, str], *, collectstatic: bool = True) -> None:
     """Migrate, and collect static files as the image build does: with DEBUG off the
     pages (404 pages included) need the manifest that collectstatic writes."""
     manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput")
+    if collectstatic:
+        manage(env, "collectstatic", "--noinput")
 
 
 @dataclass
@@ -104,16 +129,22 @@ class Response:
 
 @dataclass
 class LiveServer:
-    """gunicorn with gunicorn.conf.py, bound to 127.0.0.1:<port>."""
+    """gunicorn with gunicorn.conf.py, bound to 127.0.0.1:<port>.
+
+    `app` replaces gunicorn.conf.py's WSGI app (the bench's naive pipeline); a
+    PROMETHEUS_MULTIPROC_DIR of its own unless `env` names one.
+    """
 
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     workers: int = 2
     timeout: int | None = None
+    app: str | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(
         default_factory=lambda: Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
     )
+    ready_seconds: float = 0.0  # from process start to the ready answer
 
     @property
     def host(self) -> str:
@@ -123,32 +154,47 @@ class LiveServer:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, *, wait_ready: bool = True, ready_timeout: float = 90) -> LiveServer:
+    def start(
+        self,
+        *,
+        wait_ready: bool = True,
+        ready_path: str = "/health/ready",
+        ready_timeout: float = 90,
+        poll: float = 0.05,
+    ) -> LiveServer:
+        """Start gunicorn; with `wait_ready`, return once `ready_path` answers 200."""
         args = [f"--bind {self.host}:{self.port}"]
         if self.timeout is not None:
             args.append(f"--timeout {self.timeout} --graceful-timeout 2")
         env = {
+            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="healthguard-prom-"),
             **self.env,
             "PORT": str(self.port),
             "WEB_CONCURRENCY": str(self.workers),
             "GUNICORN_CMD_ARGS": " ".join(args),
-            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="healthguard-prom-"),
         }
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "healthguard.wsgi"],
+        started = time.perf_counter()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603  (a fixed command)
+                [
+                    str(VENV_BIN / "gunicorn"),
+                    "-c",
+                    "gunicorn.conf.py",
+                    self.app or "healthguard.wsgi",
+                ],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.wait_listening(timeout=30)
+        self.wait_listening(timeout=min(30, ready_timeout), poll=poll)
         if wait_ready:
-            self.wait_for("/health/ready", 200, timeout=ready_timeout)
+            self.wait_for(ready_path, 200, timeout=ready_timeout, poll=poll)
+            self.ready_seconds = time.perf_counter() - started
         return self
 
-    def wait_listening(self, timeout: float) -> None:
+    def wait_listening(self, timeout: float, poll: float = 0.05) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
@@ -157,18 +203,20 @@ class LiveServer:
                 (self.host, self.port), timeout=1
             ):
                 return
-            time.sleep(0.1)
+            time.sleep(poll)
         raise TimeoutError(f"gunicorn did not listen within {timeout}s:\n{self.logs()}")
 
-    def wait_for(self, path: str, status: int, timeout: float) -> Response:
+    def wait_for(self, path: str, status: int, timeout: float, poll: float = 0.05) -> Response:
         deadline = time.monotonic() + timeout
         last: Response | None = None
         while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early:\n{self.logs()}")
             with contextlib.suppress(OSError, http.client.HTTPException):
                 last = self.request("GET", path, timeout=5)
                 if last.status == status:
                     return last
-            time.sleep(0.2)
+            time.sleep(poll)
         raise TimeoutError(f"{path} did not answer {status} within {timeout}s (last: {last})")
 
     def request(
@@ -202,17 +250,31 @@ class LiveServer:
         except OSError:
             return ""
 
-    def stop(self) -> None:
+    def json_lines(self) -> list[dict[str, Any]]:
+        """The log's JSON lines (LOG_FORMAT=json), parsed."""
+        return [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
+
+    def stop(self, timeout: float = 15) -> None:
         if self.process is None or self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
+
+
+def predict(
+    server: LiveServer, image: bytes, filename: str = "e.png", headers: dict[str, str] | None = None
+) -> Response:
+    """POST /api/predict with one image, as the page's form would send it."""
+    body, content_type = image_upload(image, filename)
+    return server.request(
+        "POST", "/api/predict", body=body, headers={"Content-Type": content_type, **(headers or {})}
+    )
 
 
 def server_env(database_url: str, **extra: str) -> dict[str, str]:
