@@ -113,8 +113,11 @@ def prediction_create(
         )
         if in_transaction is not None:
             in_transaction(prediction)
-    timings.add("database", t)
-    metrics.prediction_record(prediction=prediction, seconds=timings.total_ms / 1000)
+        # Counted as the last step before the commit, not after it: a worker killed while
+        # it waits for the commit's acknowledgement (a WAL flush) has stored the row, and
+        # its count must be there too. (The database stage thus excludes the commit.)
+        timings.add("database", t)
+        metrics.prediction_record(prediction=prediction, seconds=timings.total_ms / 1000)
     logger.info(
         "prediction stored",
         extra={

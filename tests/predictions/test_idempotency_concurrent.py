@@ -7,7 +7,6 @@ serialises writers on one file, which would test nothing here.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from typing import Any
@@ -20,12 +19,15 @@ from rest_framework.test import APIClient
 
 from predictions import malware
 from predictions.models import IdempotencyKey, Prediction
-
-if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-    pytest.skip("needs PostgreSQL in DATABASE_URL", allow_module_level=True)
+from tests.optional import require_postgres
 
 pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/api/predict"
+
+
+@pytest.fixture(autouse=True)
+def _postgres() -> None:
+    require_postgres()
 
 
 def post(image: bytes, key: str):
