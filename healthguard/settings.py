@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as cors_default_headers
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -204,6 +205,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 50
 DATA_UPLOAD_MAX_NUMBER_FILES = 2
 
+# Idempotency-Key (predictions/idempotency.py): a claim still in flight after this many
+# seconds was left by a request that died (a killed worker, a lost database) and may be
+# taken over by a retry. Longer than gunicorn's worker timeout (30 s), so a claim is
+# never taken from a request that is still running normally.
+IDEMPOTENCY_TAKEOVER_SECONDS = env_int("IDEMPOTENCY_TAKEOVER_SECONDS", 60, minimum=1)
+
 HEALTHGUARD_MODEL_DIR = Path(env_str("HEALTHGUARD_MODEL_DIR", str(BASE_DIR / "model")))
 # Key for the owner fingerprint stored beside each prediction (HMAC of the user id):
 # derived from SECRET_KEY unless set explicitly, so rotating it is a deliberate act.
@@ -298,6 +305,9 @@ CONTENT_SECURITY_POLICY = {
 # CORS: only the API, only for the origins in CORS_ALLOWED_ORIGINS, never with cookies.
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_CREDENTIALS = False
+# A browser app on an allowed origin may send Idempotency-Key and read the replay flag.
+CORS_ALLOW_HEADERS = (*cors_default_headers, "idempotency-key")
+CORS_EXPOSE_HEADERS = ["Idempotent-Replayed"]
 
 # DEBUG shows settings and stack traces to whoever asks: it may only ever answer to
 # local host names, so a production ALLOWED_HOSTS with DEBUG=1 stops the process.

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import MultiPartParser
@@ -15,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from predictions import patients, selectors, services
+from predictions import idempotency, patients, selectors, services
 from predictions.audit.access import predictions_accessed
 from predictions.exceptions import MissingImage
 from predictions.filters import PredictionFilter
@@ -58,33 +59,77 @@ class PredictView(APIView):
     @extend_schema(
         operation_id="predict",
         request={"multipart/form-data": PredictionRequestSerializer},
+        parameters=[
+            OpenApiParameter(
+                name=idempotency.HEADER,
+                type=OpenApiTypes.STR,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description=(
+                    "A fresh key per upload (a UUID), reused when the same upload is sent "
+                    "again after a lost connection: the stored result comes back (200, "
+                    f"`{idempotency.REPLAYED_HEADER}: true`) instead of a second "
+                    "prediction. 1-255 characters from A-Z a-z 0-9 - _ . : ~ + / =. "
+                    "Scoped to the caller (user, browser session, or client address) and "
+                    "kept 24 hours."
+                ),
+            )
+        ],
         responses={
             201: PredictionSerializer,
-            400: _error("Missing, empty, undecodable image or bad dimensions"),
+            200: OpenApiResponse(
+                response=PredictionSerializer,
+                description=(
+                    f"A replay: this {idempotency.HEADER} and upload were already analysed; "
+                    "the original result, with the header "
+                    f"`{idempotency.REPLAYED_HEADER}: true`. Nothing new is stored."
+                ),
+            ),
+            400: _error(
+                "Missing, empty, undecodable image or bad dimensions; "
+                "an invalid Idempotency-Key (idempotency_key_invalid)"
+            ),
+            409: _error(
+                "An upload with this Idempotency-Key is still being analysed "
+                "(idempotency_key_in_flight): send it again in a moment"
+            ),
             413: _error("Image larger than 5 MB"),
             415: _error("Not a PNG or JPEG"),
-            422: _error("The malware scanner flagged the file (only when CLAMD_ADDRESS is set)"),
+            422: _error(
+                "This Idempotency-Key was used for a different upload "
+                "(idempotency_key_reused); or the malware scanner flagged the file "
+                "(malware_detected, only when CLAMD_ADDRESS is set)"
+            ),
             429: _error("Too many requests"),
             503: _error("Database or model unavailable"),
         },
     )
     def post(self, request: Request) -> Response:
+        key = idempotency.key_parse(request.headers.get(idempotency.HEADER))
         images = request.FILES.getlist("image")
         if len(images) != 1:
             raise MissingImage(details={"image_fields_received": len(images)})
         form = PredictionRequestSerializer(data={"image": images[0], **_site(request)})
         form.is_valid(raise_exception=True)
         timings = services.PredictionTimings()
-        prediction = services.prediction_create(
+        outcome = idempotency.prediction_create_once(
+            key=key,
+            scope=idempotency.caller_scope(request) if key is not None else "",
             image_bytes=images[0].read(),
             site=form.validated_data["site"],
             owner=request.user,
             request_id=getattr(request._request, "request_id", ""),
             timings=timings,
         )
+        prediction = outcome.prediction
         if not request.user.is_authenticated and _from_a_browser(request):
             selectors.session_remember(request.session, prediction.message_id)
-        response = Response(PredictionSerializer(prediction).data, status=status.HTTP_201_CREATED)
+        data = PredictionSerializer(prediction).data
+        if outcome.replayed:
+            response = Response(data, status=status.HTTP_200_OK)
+            response[idempotency.REPLAYED_HEADER] = "true"
+            return response
+        response = Response(data, status=status.HTTP_201_CREATED)
         response["Server-Timing"] = server_timing(timings)
         return response
 

@@ -9,7 +9,10 @@ one in a transaction makes the request all or nothing: any response of 400 or mo
 rolls back, and a commit that fails becomes a 503 in the error shape.
 
 Placed just before SessionMiddleware in settings.MIDDLEWARE. Other requests keep
-Django's autocommit.
+Django's autocommit, and so do API uploads with an `Idempotency-Key` header: their
+claim must be committed before the work so other workers see it
+(predictions/idempotency.py), and a retry after a failed session write gets the stored
+result back instead of a second one.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from django.urls import NoReverseMatch, reverse
 from ops import metrics
 from predictions.errors import error_of
 from predictions.exceptions import DatabaseUnavailable
+from predictions.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,11 @@ class AtomicUploadMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method != "POST" or request.path not in upload_paths():
+        if (
+            request.method != "POST"
+            or request.path not in upload_paths()
+            or IDEMPOTENCY_KEY_HEADER in request.headers
+        ):
             return self.get_response(request)
         try:
             with transaction.atomic():

@@ -34,6 +34,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "database_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
     "model_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
     "scanner_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+    # predictions.idempotency
+    "idempotency_key_invalid": status.HTTP_400_BAD_REQUEST,
+    "idempotency_key_in_flight": status.HTTP_409_CONFLICT,
+    "idempotency_key_reused": status.HTTP_422_UNPROCESSABLE_ENTITY,
     # ml.images and ml.runtime
     "unsupported_media_type": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     "invalid_image": status.HTTP_400_BAD_REQUEST,

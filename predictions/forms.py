@@ -7,6 +7,8 @@ API calls, `predictions.services.prediction_create`, so there is one validation 
 
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.utils.translation import gettext_lazy as _
@@ -21,6 +23,11 @@ class PhotoForm(forms.Form):
         widget=forms.FileInput(
             attrs={"accept": "image/png,image/jpeg", "capture": "environment"}
         ),
+    )
+    # A fresh key in each rendered form: submitting the same page twice (a double click,
+    # a resend after a lost connection) stores one result (predictions/idempotency.py).
+    idempotency_key = forms.CharField(
+        required=False, widget=forms.HiddenInput, initial=lambda: str(uuid.uuid4())
     )
 
 

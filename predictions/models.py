@@ -129,3 +129,42 @@ class AuditChainLink(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain link #{self.seq}"
+
+
+class IdempotencyKey(models.Model):
+    """One caller's `Idempotency-Key` for one upload (predictions/idempotency.py).
+
+    Inserted (and committed) as a claim before the upload is analysed, and filled with
+    the prediction in the same transaction that stores it, so a retry with the same key
+    finds either the result (a replay) or a claim still in flight. The unique
+    constraint on (scope, key) is what makes two concurrent requests, in any workers,
+    agree on one owner. `scope` is a keyed digest of the caller (user, session or
+    address), never the raw identifier; `fingerprint` is the SHA-256 of the upload (the
+    image and the site). `claim_token` changes when a stale claim is taken over, so a
+    request that lost its claim cannot fill it.
+    """
+
+    scope = models.CharField(max_length=80)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    claim_token = models.CharField(max_length=32)
+    claimed_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+    prediction = models.OneToOneField(
+        Prediction,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="idempotency_key",
+    )
+
+    class Meta:
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_scope_key_unique"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        # The key is the caller's own token, not personal data; the scope is a digest.
+        return f"idempotency key #{self.pk}"

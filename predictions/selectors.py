@@ -68,6 +68,8 @@ def session_remember(session: object, message_id: str) -> None:
     a shared phone the next person does not find the previous child's results.
     """
     ids = session_message_ids(session)
+    if message_id in ids:
+        return  # a replayed upload (Idempotency-Key): remembered once
     ids.append(message_id)
     session[SESSION_KEY] = ids[-SESSION_MAX_RESULTS:]  # type: ignore[index]
     set_expiry = getattr(session, "set_expiry", None)

@@ -7,6 +7,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -59,11 +60,15 @@ def prediction_create(
     owner: User | AnonymousUser | None = None,
     request_id: str = "",
     timings: PredictionTimings | None = None,
+    in_transaction: Callable[[Prediction], None] | None = None,
 ) -> Prediction:
     """Analyse one image in memory and store the result (never the image).
 
     Raises ml.images.ImageError for bad images and predictions.exceptions errors for
     unknown sites or an unloaded model; nothing is stored when anything fails.
+    `in_transaction` runs after the row is created, in its transaction: whatever it
+    writes is committed with the row, and an exception from it rolls the row back
+    (predictions/idempotency.py fills its claim this way).
     """
     timings = timings if timings is not None else PredictionTimings()
     t = time.perf_counter()
@@ -107,8 +112,13 @@ def prediction_create(
             model_version=output.model_version,
             request_id=request_id,
         )
-    timings.add("database", t)
-    metrics.prediction_record(prediction=prediction, seconds=timings.total_ms / 1000)
+        if in_transaction is not None:
+            in_transaction(prediction)
+        # Counted as the last step before the commit, not after it: a worker killed while
+        # it waits for the commit's acknowledgement (a WAL flush) has stored the row, and
+        # its count must be there too. (The database stage thus excludes the commit.)
+        timings.add("database", t)
+        metrics.prediction_record(prediction=prediction, seconds=timings.total_ms / 1000)
     logger.info(
         "prediction stored",
         extra={

@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ml.images import ImageError
-from predictions import charts, selectors, services
+from predictions import charts, idempotency, selectors
 from predictions.audit.access import predictions_accessed
 from predictions.errors import database_outage, status_for
 from predictions.exceptions import ApplicationError, UploadTooLarge
@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 HISTORY_PAGE_SIZE = 20
 # The chart shows at most this many of the latest results (the list pages through all).
 CHART_MAX_POINTS = 100
+# How long the form waits for a request in flight with the same Idempotency-Key.
+PAGE_WAIT_SECONDS = 20.0
 
 
 def max_upload_mb() -> str:
@@ -119,11 +121,22 @@ def _analyse(request: HttpRequest) -> HttpResponseBase:
         if not throttle.allow_request(request, None):  # type: ignore[arg-type]
             return _upload_page(request, error_code="throttled", status=429)
     try:
-        prediction = services.prediction_create(
+        key = idempotency.key_parse(form.cleaned_data["idempotency_key"] or None)
+        prediction = idempotency.prediction_create_once(
+            key=key,
+            scope=idempotency.caller_scope(request) if key is not None else "",
             image_bytes=form.cleaned_data["image"].read(),
             owner=request.user,
             request_id=getattr(request, "request_id", ""),
-        )
+            # A double submit: the browser shows the second answer, so it waits for
+            # the first one's result rather than showing an error.
+            wait_seconds=PAGE_WAIT_SECONDS,
+        ).prediction
+    except idempotency.IdempotencyKeyInFlight:
+        return _upload_page(request, error_code="service_unavailable", status=409)
+    except (idempotency.IdempotencyKeyInvalid, idempotency.IdempotencyKeyReused):
+        # Only a stale or altered page sends these; the page shown has a fresh key.
+        return _upload_page(request, error_code="malformed_request", status=400)
     except (ImageError, ApplicationError) as exc:
         return _upload_page(request, error_code=exc.code, status=status_for(exc.code))
     except DatabaseError as exc:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('predictions', '0003_roles_and_audit_chain_head'),
+        ('predictions', '0005_idempotency_keys'),
     ]
 
     operations = [

@@ -850,6 +850,20 @@
     updateControls();
   }
 
+  // One Idempotency-Key per photo sent: sending the same photo (and outline) again
+  // after a lost connection reuses the key and the very same bytes, so the server
+  // answers with the result it may already have stored instead of storing a second.
+  var pending = null;
+  async function idempotentUpload(makeBlob, filename) {
+    var what = filename + " " + JSON.stringify(state.points);
+    if (!pending || pending.file !== state.file || pending.what !== what) {
+      var key = window.crypto && crypto.randomUUID ? crypto.randomUUID()
+        : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+      pending = { file: state.file, what: what, key: key, blob: await makeBlob() };
+    }
+    return pending;
+  }
+
   async function send(makeBlob, filename, kind) {
     if (state.busy) return;
     state.lastSent = kind;
@@ -857,7 +871,8 @@
     setBusy(true);
     try {
       say(status, config.text.preparing, "busy");
-      var blob = await makeBlob();
+      var upload = await idempotentUpload(makeBlob, filename);
+      var blob = upload.blob;
       say(status, config.text.sending, "busy");
       var data = new FormData();
       // A photo sent as it was keeps its name; one re-encoded here is a JPEG.
@@ -869,7 +884,9 @@
         method: "POST",
         body: data,
         credentials: "same-origin",
-        headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+        headers: {
+          "X-CSRFToken": csrfToken(), Accept: "application/json", "Idempotency-Key": upload.key,
+        },
         signal: controller ? controller.signal : undefined,
       });
       clearTimeout(timer);
@@ -879,7 +896,7 @@
       } catch (e) {
         body = null; // a proxy's HTML error page, say: the status still tells us enough
       }
-      if (response.status === 201 && body && body.message_id) {
+      if ((response.status === 201 || response.status === 200) && body && body.message_id) {
         keepThumbnail(body.message_id);
         say(status, config.text.done, "busy");
         window.location.assign(config.resultUrl.replace("__id__", encodeURIComponent(body.message_id)));
