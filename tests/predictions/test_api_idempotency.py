@@ -219,13 +219,13 @@ def test_a_request_whose_claim_was_taken_over_stores_nothing(real_crop_bytes, mo
     # claim: its own row and audit entry must roll back, or the key would have two.
     from predictions import malware
 
-    screen = malware.upload_screen
+    screen = malware.upload_scan
 
     def taken_over_meanwhile(**kwargs):
         IdempotencyKey.objects.update(claim_token="f" * 32)
         return screen(**kwargs)
 
-    monkeypatch.setattr(malware, "upload_screen", taken_over_meanwhile)
+    monkeypatch.setattr(malware, "upload_scan", taken_over_meanwhile)
     entries = LogEntry.objects.count()
 
     response = post(APIClient(), real_crop_bytes, "slow")

@@ -44,7 +44,7 @@ def test_a_second_request_while_the_first_works_is_409_then_a_replay(
     real_crop_bytes, monkeypatch
 ):
     entered, release = threading.Event(), threading.Event()
-    screen = malware.upload_screen
+    screen = malware.upload_scan
 
     def held(**kwargs):
         if threading.current_thread().name == "first":
@@ -52,7 +52,7 @@ def test_a_second_request_while_the_first_works_is_409_then_a_replay(
             assert release.wait(30)
         return screen(**kwargs)
 
-    monkeypatch.setattr(malware, "upload_screen", held)
+    monkeypatch.setattr(malware, "upload_scan", held)
     key = str(uuid.uuid4())
     answers: dict[str, Any] = {}
     first = threading.Thread(
