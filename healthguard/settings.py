@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI's files served from our own static files: /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     "auditlog",
     "predictions",
     "healthguard.apps.HealthguardConfig",
@@ -230,9 +232,12 @@ AUDITLOG_CHAIN_KEY = env_str("AUDITLOG_CHAIN_KEY") or hashlib.sha256(
 AUDITLOG_RETENTION_DAYS = env_int("AUDITLOG_RETENTION_DAYS", 365, minimum=1)
 
 REST_FRAMEWORK = {
+    # Token first: DRF answers an unauthenticated call with the first class's
+    # `WWW-Authenticate` header, so it is a 401 ("Token"), not a 403. Session auth stays
+    # for the browsable API and the pages' own calls.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
@@ -252,6 +257,8 @@ REST_FRAMEWORK = {
         "login": env_str("THROTTLE_LOGIN", "10/minute"),
         "signup": env_str("THROTTLE_SIGNUP", "20/hour"),
         "password_reset": env_str("THROTTLE_PASSWORD_RESET", "10/hour"),
+        # POST /api/token: password attempts per client address, like sign-in.
+        "token": env_str("THROTTLE_TOKEN", "10/minute"),
     },
 }
 
@@ -264,6 +271,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar's static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Production hardening; all of it is off in development (DEBUG=1).
@@ -284,10 +295,10 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
 
 # Content-Security-Policy (django-csp): everything from this origin only, no inline
 # script or style, no plugins, never framed. The patient pages pass it
-# (tests/security/test_headers.py). The Swagger UI at /api/docs/ loads its assets from a
-# CDN with an inline bootstrap script, so it is left out rather than weakening the rest.
+# (tests/security/test_headers.py). So does the Swagger UI at /api/docs/: its files are
+# our static files (drf-spectacular-sidecar) and its bootstrap script is a separate
+# same-origin URL (SpectacularSwaggerSplitView), so no CDN host and no inline script.
 CONTENT_SECURITY_POLICY = {
-    "EXCLUDE_URL_PREFIXES": ["/api/docs/"],
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],

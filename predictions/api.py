@@ -7,22 +7,33 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from predictions import idempotency, patients, selectors, services
 from predictions.audit.access import predictions_accessed
+from predictions.audit.auth import token_requested
+from predictions.audit.trail import remote_addr_of
+from predictions.errors import ERROR_CODES
 from predictions.exceptions import MissingImage
 from predictions.filters import PredictionFilter
 from predictions.models import Prediction
 from predictions.serializers import PredictionRequestSerializer, PredictionSerializer
-from predictions.throttles import PredictAnonThrottle, PredictUserThrottle
+from predictions.throttles import PredictAnonThrottle, PredictUserThrottle, TokenThrottle
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -30,9 +41,21 @@ _ERROR_SCHEMA = {
         "error": {
             "type": "object",
             "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "details": {},
+                "code": {
+                    "type": "string",
+                    "enum": list(ERROR_CODES),
+                    "description": "Stable machine-readable code: branch on this, not on "
+                    "the message. New codes may be added.",
+                },
+                "message": {
+                    "type": "string",
+                    "description": "For people, in the language asked for with "
+                    "Accept-Language (en, fr). May change between versions.",
+                },
+                "details": {
+                    "description": "Field errors or facts about the error (e.g. "
+                    "max_bytes, retry_after_seconds); an empty object when none."
+                },
             },
             "required": ["code", "message", "details"],
         }
@@ -73,10 +96,25 @@ class PredictView(APIView):
                     "Scoped to the caller (user, browser session, or client address) and "
                     "kept 24 hours."
                 ),
+            ),
+            OpenApiParameter(
+                "Location",
+                OpenApiTypes.STR,
+                location=OpenApiParameter.HEADER,
+                response=[200, 201],
+                description="The result's URL, /api/results/{message_id}.",
             )
         ],
+        description=(
+            "Send the photo as multipart field `image`. The 201 body is the only copy an "
+            "anonymous API client gets: keep it. `GET /api/results/{message_id}` (the "
+            "`Location` header) answers only to the account that made the result, staff, "
+            "or the browser session that made it; a cookie-less anonymous client gets 404."
+        ),
         responses={
-            201: PredictionSerializer,
+            201: OpenApiResponse(
+                response=PredictionSerializer, description="The result (keep it: see above)."
+            ),
             200: OpenApiResponse(
                 response=PredictionSerializer,
                 description=(
@@ -128,8 +166,9 @@ class PredictView(APIView):
         if outcome.replayed:
             response = Response(data, status=status.HTTP_200_OK)
             response[idempotency.REPLAYED_HEADER] = "true"
-            return response
-        response = Response(data, status=status.HTTP_201_CREATED)
+        else:
+            response = Response(data, status=status.HTTP_201_CREATED)
+        response["Location"] = reverse("result-detail", args=[prediction.message_id])
         response["Server-Timing"] = server_timing(timings)
         return response
 
@@ -214,3 +253,74 @@ class ResultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         if not patients.patient_results_delete(request=request._request, queryset=own):
             raise NotFound()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+class TokenView(ObtainAuthToken):
+    """POST /api/token: exchange a username and password for the account's API token.
+
+    DRF's view, throttled per client address like sign-in, and audited (issued or
+    refused). The same token is returned until an administrator deletes it.
+    """
+
+    throttle_classes = [TokenThrottle]
+    parser_classes = [FormParser, MultiPartParser, JSONParser]
+
+    @extend_schema(
+        operation_id="token_obtain",
+        auth=[],
+        request=inline_serializer(
+            "TokenRequest",
+            {"username": serializers.CharField(), "password": serializers.CharField()},
+        ),
+        responses={
+            200: inline_serializer(
+                "TokenResponse",
+                {
+                    "token": serializers.CharField(
+                        help_text="Send as `Authorization: Token <token>`."
+                    )
+                },
+            ),
+            400: _error("Wrong username or password (code `invalid`)"),
+            429: _error("Too many attempts from this address"),
+        },
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except exceptions.ValidationError:
+            token_requested(user=None, remote_addr=remote_addr_of(request))
+            raise
+        user = serializer.validated_data["user"]
+        token, created = Token.objects.get_or_create(user=user)
+        token_requested(user=user, remote_addr=remote_addr_of(request), created=created)
+        return Response({"token": token.key})
+
+
+_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
+    ("predict", "predict", "POST a photo (multipart `image`): the anemia risk."),
+    ("results", "result-list", "GET your stored results (staff: all), newest first."),
+    ("token", "api-token", "POST username and password: your API token."),
+    ("audit_export", "audit-export", "GET the audit log export (compliance officers)."),
+    ("schema", "schema", "GET the OpenAPI 3 schema."),
+    ("docs", "api-docs", "The schema as Swagger UI."),
+)
+
+
+class ApiRootView(APIView):
+    """GET /api/: the endpoints of this API."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        operation_id="api_root",
+        auth=[],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Name -> URL")},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                name: {"url": request.build_absolute_uri(reverse(url_name)), "about": about}
+                for name, url_name, about in _ENDPOINTS
+            }
+        )

@@ -45,6 +45,25 @@ STATUS_BY_CODE: dict[str, int] = {
     "no_conjunctiva_found": status.HTTP_400_BAD_REQUEST,
 }
 
+# Codes rendered for DRF's and Django's own errors (predictions.handlers): with
+# STATUS_BY_CODE, every `code` a client can meet (the schema lists them as an enum).
+OTHER_CODES: tuple[str, ...] = (
+    "invalid",
+    "not_authenticated",
+    "authentication_failed",
+    "permission_denied",
+    "not_found",
+    "method_not_allowed",
+    "not_acceptable",
+    "unsupported_content_type",
+    "throttled",
+    "bad_request",
+    "csrf_failed",
+    "internal_error",
+)
+ERROR_CODES: tuple[str, ...] = tuple(sorted({*STATUS_BY_CODE, *OTHER_CODES}))
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext, gettext_lazy
+
 
 class ApplicationError(Exception):
     """An error with a stable machine-readable code, a human message and details."""
 
     code: str = "invalid"
-    default_message: str = "The request is not valid."
+    default_message: Any = gettext_lazy("The request is not valid.")
 
     def __init__(self, message: str | None = None, *, details: Any = None) -> None:
-        self.message = message or self.default_message
+        # Translated when raised, in the language of the request (LocaleMiddleware).
+        self.message = str(message or self.default_message)
         self.details = details if details is not None else {}
         super().__init__(self.message)
 
@@ -27,51 +30,60 @@ class UploadTooLarge(ApplicationError):
 
     def __init__(self, *, limit: int) -> None:
         super().__init__(
-            f"The image is larger than the {limit // (1024 * 1024)} MB limit.",
+            gettext("The image is larger than the %(mb)s MB limit.")
+            % {"mb": limit // (1024 * 1024)},
             details={"max_bytes": limit},
         )
 
 
 class MissingImage(ApplicationError):
     code = "missing_image"
-    default_message = "Send exactly one image in the multipart field 'image'."
+    default_message = gettext_lazy("Send exactly one image in the multipart field 'image'.")
 
 
 class UnknownSite(ApplicationError):
     code = "unknown_site"
-    default_message = "No model is available for this body site."
+    default_message = gettext_lazy("No model is available for this body site.")
 
 
 class RequestTooLarge(ApplicationError):
     code = "request_too_large"
-    default_message = "The request body is too large."
+    default_message = gettext_lazy("The request body is too large.")
 
 
 class MalformedRequest(ApplicationError):
     code = "malformed_request"
-    default_message = "The request could not be read (too many fields or files, or bad framing)."
+    default_message = gettext_lazy(
+        "The request could not be read (too many fields or files, or bad framing)."
+    )
 
 
 class ServiceUnavailable(ApplicationError):
     code = "service_unavailable"
-    default_message = "The service is temporarily unavailable. Please try again shortly."
+    default_message = gettext_lazy(
+        "The service is temporarily unavailable. Please try again shortly."
+    )
 
 
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
-    default_message = "The service cannot reach its database. Please try again shortly."
+    default_message = gettext_lazy(
+        "The service cannot reach its database. Please try again shortly."
+    )
 
 
 class ModelUnavailable(ServiceUnavailable):
     code = "model_unavailable"
-    default_message = "The analysis model is not loaded. Please try again shortly."
+    default_message = gettext_lazy("The analysis model is not loaded. Please try again shortly.")
 
 
 class MalwareDetected(ApplicationError):
     code = "malware_detected"
-    default_message = "The malware scanner flagged this file, so it was not analysed."
+    default_message = gettext_lazy("The malware scanner flagged this file, so it was not analysed.")
 
 
 class ScannerUnavailable(ServiceUnavailable):
     code = "scanner_unavailable"
-    default_message = "The malware scanner cannot be reached. Please try again shortly."
+    default_message = gettext_lazy(
+        "The malware scanner cannot be reached. Please try again shortly."
+    )

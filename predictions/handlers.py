@@ -136,7 +136,7 @@ _handler500 = _error_view(500, "internal_error", "An unexpected error occurred."
 
 
 _handler503_database = _error_view(
-    503, DatabaseUnavailable.code, DatabaseUnavailable.default_message, "500.html"
+    503, DatabaseUnavailable.code, str(DatabaseUnavailable.default_message), "500.html"
 )
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
 from rest_framework import serializers
 
 from predictions.models import Prediction
@@ -29,10 +30,61 @@ class PredictionRequestSerializer(serializers.Serializer[Any]):
 
 class PredictionSerializer(serializers.ModelSerializer[Prediction]):
     analysis_date = serializers.DateTimeField(source="created_at", read_only=True)
-    risk_score = serializers.SerializerMethodField(
-        help_text="The model's probability of anemia, rounded to 2 decimals."
+    message_id = serializers.CharField(
+        read_only=True,
+        help_text="The result's id (pred_...): GET /api/results/{message_id} reads it again "
+        "(the account that made it, staff, or the browser session that made it).",
     )
-    disclaimer = serializers.SerializerMethodField()
+    condition = serializers.CharField(
+        read_only=True, help_text="What was screened for: always `anemia` today."
+    )
+    site = serializers.CharField(
+        read_only=True, help_text="The body site photographed, e.g. `conjunctiva`."
+    )
+    analysis_date = serializers.DateTimeField(
+        source="created_at", read_only=True, help_text="When the analysis ran (ISO 8601, UTC)."
+    )
+    risk_score = serializers.SerializerMethodField(
+        help_text="The model's probability of anemia, 0 to 1, rounded to 2 decimals. Not a "
+        "haemoglobin value and not a diagnosis; `risk_level` is what to act on."
+    )
+    risk_level = serializers.ChoiceField(
+        choices=["low", "medium", "high"],
+        read_only=True,
+        help_text="The score against the model card's thresholds: low, medium or high.",
+    )
+    confidence = serializers.FloatField(
+        read_only=True,
+        help_text="NOT the score and not a probability for this photo: how often, on "
+        "held-out children, a result at this risk level agreed with the blood test "
+        "(defined in the model card). The same for every result of one level and model "
+        "version; 0 when the model has no held-out evaluation.",
+    )
+    recommendation = serializers.SerializerMethodField(
+        help_text="What to do next, in plain words, in the language asked for with "
+        "Accept-Language (en, fr)."
+    )
+    segmentation = serializers.ChoiceField(
+        choices=["provided", "automatic"],
+        read_only=True,
+        help_text="`provided`: the PNG's alpha channel outlined the inner eyelid; "
+        "`automatic`: the service found it itself (JPEG, or PNG without transparency). "
+        "An outline is more reliable.",
+    )
+    model_version = serializers.CharField(
+        read_only=True, help_text="The model that scored the photo (see its model card)."
+    )
+    request_id = serializers.CharField(
+        read_only=True,
+        help_text="The X-Request-ID of the upload request: quote it when reporting a problem.",
+    )
+    image_sha256 = serializers.CharField(
+        read_only=True,
+        help_text="SHA-256 of the uploaded bytes. The image itself is never stored.",
+    )
+    disclaimer = serializers.SerializerMethodField(
+        help_text="Screening aid, not a diagnosis (in the language asked for)."
+    )
 
     class Meta:
         model = Prediction
@@ -57,5 +109,9 @@ class PredictionSerializer(serializers.ModelSerializer[Prediction]):
         # Two decimals: the evaluation behind the score does not support more.
         return round(obj.risk_score, 2)
 
+    def get_recommendation(self, obj: Prediction) -> str:
+        # Stored in English (ml/ has no Django); the catalog holds the same English text.
+        return gettext(obj.recommendation)
+
     def get_disclaimer(self, obj: Prediction) -> str:
-        return DISCLAIMER
+        return gettext(DISCLAIMER)

@@ -12,3 +12,9 @@ class PredictAnonThrottle(throttling.AnonRateThrottle):
 
 class PredictUserThrottle(throttling.UserRateThrottle):
     scope = "predict_user"
+
+
+class TokenThrottle(throttling.AnonRateThrottle):
+    """POST /api/token: password attempts per client address (a guessing brake)."""
+
+    scope = "token"

@@ -60,8 +60,11 @@ def export_logged(
     filters: Mapping[str, Any],
     via: str,
     remote_addr: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> LogEntry:
-    """The ACCESS entry that every export of the audit log writes before it streams."""
+    """The ACCESS entry that every export of the audit log writes before it streams.
+
+    `extra` adds facts about the caller (the command's OS user and command line)."""
     entry = entry_build(
         action=LogEntry.Action.ACCESS,
         content_type=ContentType.objects.get_for_model(LogEntry),
@@ -78,6 +81,29 @@ def export_logged(
                 for k, v in filters.items()
                 if v not in (None, "")
             },
+            **(extra or {}),
         },
+    )
+    return entries_write(entries=[entry])[0]
+
+
+def predictions_exported(
+    *,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    filters: str,
+    via: str,
+    remote_addr: str | None = None,
+) -> LogEntry:
+    """The ACCESS entry for an export of predictions (written before it streams): who,
+    from where, and the filters (the admin's query string), not the rows."""
+    entry = entry_build(
+        action=LogEntry.Action.ACCESS,
+        content_type=ContentType.objects.get_for_model(Prediction),
+        object_pk="export",
+        object_id=None,
+        object_repr="predictions export",
+        actor=user_or_none(actor),
+        remote_addr=remote_addr,
+        additional_data={"via": via, "format": "csv", "filters": filters},
     )
     return entries_write(entries=[entry])[0]

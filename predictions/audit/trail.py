@@ -129,11 +129,44 @@ def _email_of(user: AbstractBaseUser | None) -> str | None:
 
 
 def _fill_actor(sender: type[LogEntry], instance: LogEntry, **kwargs: Any) -> None:
+    request = _current_request.get()
     if instance.actor_id is None:
-        user = request_actor(_current_request.get())
+        user = request_actor(request)
         if user is not None:
             instance.actor = user
             instance.actor_email = _email_of(user)
+    # The channel of entries auditlog writes itself (a prediction created, a user
+    # changed), so that every entry says where it came from (see channel_of).
+    via = _via_of_path(request.path) if request is not None else (
+        "command" if _command_cid.get() else None
+    )
+    if via is not None:
+        extra = instance.additional_data if isinstance(instance.additional_data, dict) else {}
+        if "via" not in extra:
+            instance.additional_data = {**extra, "via": via}
+
+
+CHANNELS = ("page", "api", "admin", "command")
+
+
+def _via_of_path(path: str) -> str:
+    if path.startswith("/api/"):
+        return "api"
+    if path.startswith("/admin/"):
+        return "admin"
+    return "page"
+
+
+def channel_of(entry: LogEntry) -> str:
+    """page, api, admin or command: the entry's own `via`, else (entries written before
+    the channel was recorded) what its cid tells: a command's cid starts with "cmd-"."""
+    extra = entry.additional_data if isinstance(entry.additional_data, dict) else {}
+    via = extra.get("via")
+    if via in CHANNELS:
+        return str(via)
+    if (entry.cid or "").startswith("cmd-"):
+        return "command"
+    return "unknown"
 
 
 def current_cid() -> str | None:

@@ -61,7 +61,7 @@ def test_the_prediction_list_shows_the_review_columns(clinical_staff):
         risk_level="high", risk_score=0.87, site="conjunctiva", model_version="m-1"
     )
     html = browser_for(clinical_staff).get(PREDICTIONS).content.decode()
-    for text in ("high", "0.87", "conjunctiva", "m-1", "column-created_at"):
+    for text in ("high", "0.87", "conjunctiva", "m-1", "column-created", "column-segmented"):
         assert text in html
 
 
