@@ -5,17 +5,18 @@ and the mask in {0, 1}), after segmentation and before the model is invoked. It 
 looks at the model's weights, so a retrained model keeps its gate, and its parameters
 come from ``model/<site>/gate.json`` (fitted by ``python -m ml.training.gate_fit``).
 
-Three kinds of check, all on a 112x112 copy of the tensor (about 0.3 ms in total):
+Three kinds of check, all on a 56x56 copy of the tensor (see ``python -m ml.bench``):
 
 1. Mask geometry: too small a share of the frame, or too thin to read a colour from.
 2. Light, inside the mask: too dark, too bright, clipped channels, a colour cast (the mean
    hue pushed out of the training crops' range, towards blue/magenta or orange/yellow),
    washed-out colour, no texture at all (a flat colour). Thresholds are set from the
    training crops' own spread (a low/high quantile plus a margin), so real crops pass.
-3. "Is this like the training photos?": the squared Mahalanobis distance of a small
-   colour-feature vector (CIE Lab means, log spreads, saturation, share of red-dominant
-   pixels...) from a robust centre fitted on the real training crops, against a
-   threshold chosen by subject-grouped cross-validation (one per segmentation path).
+3. "Is this like the training photos?": a small colour-feature vector (CIE Lab means,
+   log spreads and correlations, saturation, low tail of a*) is whitened with a robust
+   Mahalanobis fit on the real training crops, and its distance to the k-th nearest
+   real crop is compared with a threshold chosen by subject-grouped cross-validation
+   (one model per segmentation path: automatic masks take in some background).
 
 For the automatic path (no mask uploaded) the segmentation itself is judged: a mask that
 is small, stands out little from its surroundings (low contrast), or leaves much of the
@@ -40,7 +41,7 @@ from ml.images import ImageError
 
 GATE_FILE = "gate.json"
 GATE_FORMAT = "healthguard-gate/1"
-WORK_SIDE = 112
+WORK_SIDE = 56
 
 # The code for "not like the training photos", by site.
 UNLIKE_CODE = {"conjunctiva": "not_a_conjunctiva", "fingernail": "not_fingernails"}
@@ -147,6 +148,13 @@ FEATURE_NAMES = (
 )
 
 
+def _kth(values: np.ndarray, q: float) -> float:
+    """The q-quantile (nearest rank) of a 1-D array; np.partition is cheaper than
+    np.percentile for one value."""
+    k = min(len(values) - 1, int(q * len(values)))
+    return float(np.partition(values, k)[k])
+
+
 def measure(tensor: np.ndarray) -> Measures:
     """Measure one model input tensor [1, S, S, 4] (or [S, S, 4])."""
     t = tensor[0] if tensor.ndim == 4 else tensor
@@ -162,16 +170,17 @@ def measure(tensor: np.ndarray) -> Measures:
         zeros = tuple(0.0 for _ in FEATURE_NAMES)
         return Measures(n / inside.size, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, zeros)
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)  # L 0..100, a/b about -127..127
-    px = lab[inside].astype(np.float64)
+    px = lab[inside]
+    mean = px.mean(axis=0, dtype=np.float64)
+    centred = px - mean.astype(np.float32)
+    cov = (centred.T @ centred).astype(np.float64) / n
+    sd = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    l_mean, a_mean, b_mean = (float(v) for v in mean)
+    l_std, a_std, b_std = (float(v) for v in sd)
     rgb_in = rgb[inside]
-    big_l, a, b = px[:, 0], px[:, 1], px[:, 2]
-    l_mean, a_mean, b_mean = float(big_l.mean()), float(a.mean()), float(b.mean())
-    l_std, a_std, b_std = float(big_l.std()), float(a.std()), float(b.std())
     vmax = rgb_in.max(axis=1)
     vmin = rgb_in.min(axis=1)
     sat = (vmax - vmin) / (vmax + 1e-3)
-    corr_ab = float(((a - a_mean) * (b - b_mean)).mean() / (a_std * b_std + 1e-6))
-    corr_la = float(((big_l - l_mean) * (a - a_mean)).mean() / (l_std * a_std + 1e-6))
     features = (
         l_mean,
         a_mean,
@@ -180,31 +189,33 @@ def measure(tensor: np.ndarray) -> Measures:
         math.log(a_std + 0.5),
         math.log(b_std + 0.5),
         float(sat.mean()),
-        float(np.percentile(a, 10)),
-        corr_ab,
-        corr_la,
+        _kth(px[:, 1], 0.1),
+        float(cov[1, 2] / (a_std * b_std + 1e-6)),
+        float(cov[0, 1] / (l_std * a_std + 1e-6)),
     )
     # Texture: mean absolute Laplacian of L inside the (eroded) mask, in L units.
-    lap = np.abs(cv2.Laplacian(np.ascontiguousarray(lab[..., 0]), cv2.CV_32F, ksize=3))
-    eroded = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    big_l = np.ascontiguousarray(lab[..., 0])
+    lap = np.abs(cv2.Laplacian(big_l, cv2.CV_32F, ksize=3))
+    mask8 = inside.astype(np.uint8)
+    eroded = cv2.erode(mask8, np.ones((3, 3), np.uint8)).astype(bool)
     texture = float(lap[eroded].mean()) if eroded.any() else 0.0
-    thickness = 2.0 * float(cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 3).max())
+    thickness = 2.0 * float(cv2.distanceTransform(mask8, cv2.DIST_L2, 3).max())
     # How well the mask stands out from the rest of the frame in redness (a* - 0.6 b*,
     # the segmenter's score), and how much equally red area lies outside it.
     outside = ~inside
     contrast, red_outside = 99.0, 0.0
-    if int(outside.sum()) >= 16:
-        red = lab[..., 1] - 0.6 * lab[..., 2]
+    if n <= inside.size - 16:
+        red = lab[..., 1] - np.float32(0.6) * lab[..., 2]
         r_in, r_out = red[inside], red[outside]
-        sd = math.sqrt((float(r_in.var()) + float(r_out.var())) / 2.0) + 1e-3
-        contrast = (float(r_in.mean()) - float(r_out.mean())) / sd
-        cut = float(np.percentile(r_in, 25))
-        red_outside = float((r_out > cut).sum()) / n
+        spread = math.sqrt((float(r_in.var()) + float(r_out.var())) / 2.0) + 1e-3
+        contrast = (float(r_in.mean()) - float(r_out.mean())) / spread
+        red_outside = float((r_out > _kth(r_in, 0.25)).sum()) / n
+    l_in = px[:, 0]
     return Measures(
         mask_share=n / inside.size,
         thickness=thickness,
-        l_median=float(np.median(big_l)),
-        bright_share=float((big_l > 95.0).mean()),
+        l_median=_kth(l_in, 0.5),
+        bright_share=float((l_in > 95.0).mean()),
         clipped_share=float(((vmax >= 0.985) | (vmax <= 0.02)).mean()),
         hue_deg=math.degrees(math.atan2(b_mean, a_mean)),
         chroma=math.hypot(a_mean, b_mean),
@@ -221,15 +232,25 @@ PATHS: tuple[Path_, ...] = ("provided", "automatic")
 
 @dataclass(frozen=True)
 class DistanceModel:
-    """Robust centre, precision matrix and threshold of squared Mahalanobis distance."""
+    """Distance to the k-th nearest real training image, in whitened feature space.
+
+    The features are whitened with a robust Mahalanobis fit (centre, and ``whiten`` = the
+    Cholesky factor of the precision matrix), so that no feature dominates by its units;
+    the k-NN distance then follows the real crops' actual spread (which is not an
+    ellipsoid: saturated reds or pale orange-browns sit inside the ellipsoid but far
+    from any real crop).
+    """
 
     center: np.ndarray
-    precision: np.ndarray
+    whiten: np.ndarray
+    points: np.ndarray
+    k: int
     threshold: float
 
     def distance(self, features: tuple[float, ...]) -> float:
-        d = np.asarray(features, np.float64) - self.center
-        return float(d @ self.precision @ d)
+        z = (np.asarray(features, np.float64) - self.center) @ self.whiten
+        d2 = ((self.points - z) ** 2).sum(axis=1)
+        return math.sqrt(float(np.partition(d2, self.k - 1)[self.k - 1]))
 
 
 @dataclass(frozen=True)
@@ -365,20 +386,20 @@ def gate_from_dict(raw: Any, *, site: str) -> Gate:
 
 def _distance_model(section: Any) -> DistanceModel:
     center = np.asarray(section["center"], np.float64)
-    precision = np.asarray(section["precision"], np.float64)
-    threshold = float(section["threshold"])
-    k = len(FEATURE_NAMES)
-    if center.shape != (k,) or precision.shape != (k, k):
-        raise GateError(f"gate.json distance models must be {k}-dimensional")
-    if not (
-        np.isfinite(center).all() and np.isfinite(precision).all() and math.isfinite(threshold)
-    ):
+    whiten = np.asarray(section["whiten"], np.float64)
+    points = np.asarray(section["points"], np.float64)
+    k, threshold = int(section["k"]), float(section["threshold"])
+    dims = len(FEATURE_NAMES)
+    if center.shape != (dims,) or whiten.shape != (dims, dims) or points.ndim != 2:
+        raise GateError(f"gate.json distance models must be {dims}-dimensional")
+    if points.shape[1] != dims or not 1 <= k <= len(points):
+        raise GateError("gate.json distance model points or k are inconsistent")
+    numbers = (center, whiten, points, np.array([threshold]))
+    if not all(np.isfinite(v).all() for v in numbers):
         raise GateError("gate.json holds a non-finite number")
-    if not np.allclose(precision, precision.T, atol=1e-6) or np.linalg.eigvalsh(precision)[0] <= 0:
-        raise GateError("gate.json precision matrix is not symmetric positive definite")
     if threshold <= 0:
         raise GateError("gate.json distance thresholds must be positive")
-    return DistanceModel(center, precision, threshold)
+    return DistanceModel(center, whiten, points, k, threshold)
 
 
 def load_gate(path: Path, *, site: str) -> Gate:

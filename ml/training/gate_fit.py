@@ -12,8 +12,9 @@ Runs in the service venv (NumPy + OpenCV only) in about a minute. Steps:
    subject ids.
 3. Light and mask limits: from the positives' own spread (a low or high quantile widened
    by a margin; see LIMIT_RULES), so that real photos pass them.
-4. Distance: a robust centre and covariance (iteratively trimmed, shrunk) of the colour
-   features; the threshold per path is the quantile of out-of-fold distances that refuses
+4. Distance: the features are whitened by a robust centre and covariance (iteratively
+   trimmed, shrunk); the distance is to the K_NEIGHBOURS-th nearest real image. The
+   threshold per path is the quantile of out-of-fold distances that refuses
    TARGET_REFUSAL[path] of real crops, chosen inside nested subject-grouped CV so that the
    reported refusal rate is measured on subjects that set neither the fit nor the threshold.
 5. Report: CV refusal rates of real crops (outlined, automatic), and the refusal rate and
@@ -26,6 +27,7 @@ import argparse
 import csv
 import json
 import logging
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -65,6 +67,7 @@ TARGET_REFUSAL = {"provided": 0.02, "automatic": 0.05}
 # Mirrors ml.runtime.MIN_MASK_PIXELS: below it the runtime refuses before the gate.
 MIN_MASK_PIXELS = 200
 SEGMENTERS = {"conjunctiva": segment_conjunctiva}
+K_NEIGHBOURS = 5
 
 
 @dataclass(frozen=True)
@@ -165,16 +168,34 @@ def robust_fit(
 
 
 def distances(x: np.ndarray, center: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distances (used by robust_fit's trimming)."""
     return np.einsum("ij,jk,ik->i", x - center, prec, x - center)
 
 
-def oof_distances(x_fit: np.ndarray, x_eval: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Distance of each x_eval row from a fit on the other folds' x_fit rows."""
-    out = np.empty(len(x_eval))
+@dataclass(frozen=True)
+class KnnFit:
+    center: np.ndarray
+    whiten: np.ndarray
+    points: np.ndarray
+
+    def distances(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.center) @ self.whiten
+        d2 = ((z[:, None, :] - self.points[None, :, :]) ** 2).sum(axis=2)
+        return np.sqrt(np.partition(d2, K_NEIGHBOURS - 1, axis=1)[:, K_NEIGHBOURS - 1])
+
+
+def knn_fit(x: np.ndarray) -> KnnFit:
+    center, prec = robust_fit(x)
+    whiten = np.linalg.cholesky(prec)  # prec = W W^T, so |(x - c) W|^2 is Mahalanobis
+    return KnnFit(center, whiten, (x - center) @ whiten)
+
+
+def oof_distances(x: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """k-NN distance of each row from a fit on the other folds' rows."""
+    out = np.empty(len(x))
     for k in np.unique(folds):
         test = folds == k
-        c, p = robust_fit(x_fit[~test])
-        out[test] = distances(x_eval[test], c, p)
+        out[test] = knn_fit(x[~test]).distances(x[test])
     return out
 
 
@@ -182,7 +203,7 @@ def oof_distances(x_fit: np.ndarray, x_eval: np.ndarray, folds: np.ndarray) -> n
 # margin is in the measure's own units, widening the quantile away from the real crops.
 LIMIT_RULES: dict[str, tuple[str, float, float, str]] = {
     "min_mask_share": ("mask_share", 0.0, -0.10, "provided"),
-    "min_thickness": ("thickness", 0.0, -4.0, "provided"),
+    "min_thickness": ("thickness", 0.0, -2.0, "provided"),
     "min_l_median": ("l_median", 0.005, -8.0, "provided"),
     "max_l_median": ("l_median", 0.995, 6.0, "provided"),
     "max_bright_share": ("bright_share", 0.995, 0.10, "provided"),
@@ -215,7 +236,7 @@ def fit_limits(pos: list[Positive]) -> dict[str, float]:
         )
         limits[key] = float(np.quantile(values, q)) + margin
     limits["min_mask_share"] = max(0.02, limits["min_mask_share"])
-    limits["min_thickness"] = max(3.0, limits["min_thickness"])
+    limits["min_thickness"] = max(2.0, limits["min_thickness"])
     limits["min_texture"] = limits["min_texture"] * TEXTURE_FLOOR_SHARE
     limits["cast_low_deg"] = limits["min_hue_deg"] - CAST_BAND_DEG
     limits["cast_high_deg"] = limits["max_hue_deg"] + CAST_BAND_DEG
@@ -247,16 +268,16 @@ def build_gate_dict(
         refused = np.zeros(len(x), bool)
         for k in np.unique(f):
             test = f == k
-            inner = oof_distances(x[~test], x[~test], f[~test])
-            thr_k = float(np.quantile(inner, 1 - target))
-            c, p = robust_fit(x[~test])
-            refused[test] = distances(x[test], c, p) > thr_k
-        center, prec = robust_fit(x)
+            thr_k = float(np.quantile(oof_distances(x[~test], f[~test]), 1 - target))
+            refused[test] = knn_fit(x[~test]).distances(x[test]) > thr_k
+        fit = knn_fit(x)
         distance[path] = {
-            "center": [round(float(v), 6) for v in center],
-            "precision": [[round(float(v), 6) for v in row] for row in prec],
-            "threshold": round(float(np.quantile(oof_distances(x, x, f), 1 - target)), 4),
+            "center": [round(float(v), 6) for v in fit.center],
+            "whiten": [[round(float(v), 6) for v in row] for row in fit.whiten],
+            "k": K_NEIGHBOURS,
+            "threshold": round(float(np.quantile(oof_distances(x, f), 1 - target)), 4),
             "fitted_on": f"{len(x)} real images, {path} path",
+            "points": [[round(float(v), 4) for v in row] for row in fit.points],
         }
         cv[path] = refused
     raw: dict[str, Any] = {
@@ -335,6 +356,13 @@ def battery_report(gate: Gate, negatives: Iterable[Negative], spec: InputSpec) -
     return out
 
 
+def _compact_json(raw: dict[str, Any]) -> str:
+    """Indented JSON with each innermost list of numbers on one line (readable diffs)."""
+    text = json.dumps(raw, indent=2)
+    numbers = re.compile(r"\[\s+([-0-9.eE,\s]+?)\s+\]")
+    return numbers.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
+
+
 def _spec(site: str) -> InputSpec:
     card = REPO_ROOT / "model" / site / "card.json"
     if card.is_file():
@@ -378,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         "anything",
     }
     out = Path(args.out) if args.out else REPO_ROOT / "model" / args.site / GATE_FILE
-    out.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+    out.write_text(_compact_json(raw), encoding="utf-8")
     for path, r in cv_report.items():
         logger.info("real crops, %s: %s", path, r)
     for name, r in neg_report.items():
