@@ -211,15 +211,18 @@ def _boxes(text: str) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def fingernail_negatives(dataset_dir: Path, every: int = 5) -> Iterator[Negative]:
-    """For the conjunctiva gate: the fingernail photos and parts of them."""
+def fingernail_negatives(
+    dataset_dir: Path, every: int = 5, *, with_nails: bool = True
+) -> Iterator[Negative]:
+    """The fingernail photos and parts of them; without the nails for the nail gate."""
     for row in _rows(dataset_dir, "fingers_photo")[::every]:
         rgb = decode_image((dataset_dir / row["file"]).read_bytes()).rgb
-        yield Negative("nails_whole", _image(rgb, None))
+        if with_nails:
+            yield Negative("nails_whole", _image(rgb, None))
         for box in _boxes(row["skin_bboxes"])[:1]:
             yield Negative("nails_skin_box_ellipse", ellipse_outline(rgb, box))
             yield Negative("nails_skin_box_square", square_outline(rgb, box))
-        for box in _boxes(row["nail_bboxes"])[:1]:
+        for box in _boxes(row["nail_bboxes"])[:1] if with_nails else []:
             yield Negative("nails_nail_box_ellipse", ellipse_outline(rgb, box))
         yield Negative("nails_board_ellipse", ellipse_outline(rgb, (80, 60, 330, 400)))
 
@@ -282,4 +285,5 @@ def battery(dataset_dir: Path | None, site: str) -> Iterator[Negative]:
         yield from spoiled_crops(dataset_dir)
     else:
         yield from conjunctiva_negatives(dataset_dir)
+        yield from fingernail_negatives(dataset_dir, with_nails=False)
     yield from skin_beside_eyelid(dataset_dir)
