@@ -68,6 +68,8 @@ TARGET_REFUSAL = {"provided": 0.02, "automatic": 0.05}
 MIN_MASK_PIXELS = 200
 SEGMENTERS = {"conjunctiva": segment_conjunctiva}
 K_NEIGHBOURS = 5
+# What the runtime raises before the gate when the mask is (nearly) empty.
+NO_MASK_CODE = {"conjunctiva": "no_conjunctiva_found", "fingernail": "no_fingernail_found"}
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,7 @@ def battery_report(gate: Gate, negatives: Iterable[Negative], spec: InputSpec) -
         tensor = prepare_input(neg.image.rgb, mask, spec)
         if float(tensor[0, :, :, 3].sum()) < MIN_MASK_PIXELS:
             f["refused"] += 1
-            f["codes"]["no_mask_found"] += 1
+            f["codes"][NO_MASK_CODE.get(gate.site, "no_mask_found")] += 1
             continue
         try:
             gate.check(tensor, how)
