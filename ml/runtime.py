@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ml.card import CardError, ModelCard, load_card
+from ml.gate import GATE_FILE, GateError, load_gate
 from ml.images import DecodedImage, ImageError
 from ml.preprocess import InputSpec, prepare_input
 from ml.segmentation import segment_conjunctiva
@@ -77,6 +78,11 @@ class Model:
         self.card = card
         self.spec = InputSpec.from_card(card.input)
         self._lock = threading.Lock()
+        try:
+            # The service never scores without its photo gate (see ml/gate.py).
+            self.gate = load_gate(model_path.parent / GATE_FILE, site=card.site)
+        except GateError as exc:
+            raise ModelLoadError(str(exc)) from exc
         blob = _read_model(model_path, card)
         try:
             # From bytes, not from the path: the path loader memory-maps the file without
@@ -120,9 +126,16 @@ class Model:
             )
         return tensor, how
 
-    def predict(self, image: DecodedImage) -> ModelOutput:
+    def predict(self, image: DecodedImage, *, gate: bool = True) -> ModelOutput:
+        """Score one image; the photo gate raises ml.gate.PhotoRejected first.
+
+        ``gate=False`` is for offline evaluation of the model itself on its held-out
+        crops (ml.training.evaluate); the service never passes it.
+        """
         t0 = time.perf_counter()
         tensor, how = self.prepare(image)
+        if gate:
+            self.gate.check(tensor, how)
         t1 = time.perf_counter()
         p = self._invoke(tensor)
         t2 = time.perf_counter()

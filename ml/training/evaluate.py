@@ -60,7 +60,9 @@ def heldout_samples(dataset_dir: Path, card: dict[str, Any], site: str) -> list[
 def score_masked(model: Model, dataset_dir: Path, samples: list[Sample]) -> np.ndarray:
     out = []
     for s in samples:
-        result = model.predict(decode_image((dataset_dir / s.file).read_bytes()))
+        # The model's own figures: every held-out crop, the photo gate aside (its
+        # refusals are reported in gate.json).
+        result = model.predict(decode_image((dataset_dir / s.file).read_bytes()), gate=False)
         if result.segmentation != "provided":
             raise SystemExit(f"{s.file}: expected the alpha mask to be used")
         out.append(result.probability)
@@ -76,7 +78,7 @@ def score_flattened(
         crop = decode_image((dataset_dir / s.file).read_bytes())
         assert crop.mask is not None
         flat = flatten_on_skin(crop.rgb, crop.mask, index=i)
-        result = model.predict(decode_image(encode_png(flat)))
+        result = model.predict(decode_image(encode_png(flat)), gate=False)
         if result.segmentation != "automatic":
             raise SystemExit(f"{s.file}: expected automatic segmentation")
         scores.append(result.probability)
