@@ -232,6 +232,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        # Names for the enums of the 422 refusal (import paths: resolved when the schema
+        # is generated, not when settings load).
+        "PhotoRefusalCodeEnum": "predictions.serializers.REFUSAL_CODES",
+        "PhotoRefusalReasonEnum": "ml.gate.REASONS",
+    },
 }
 
 # Production hardening; all of it is off in development (DEBUG=1).

@@ -19,28 +19,17 @@ from predictions.audit.access import predictions_accessed
 from predictions.exceptions import MissingImage
 from predictions.filters import PredictionFilter
 from predictions.models import Prediction
-from predictions.serializers import PredictionRequestSerializer, PredictionSerializer
+from predictions.serializers import (
+    ErrorSerializer,
+    PredictionRequestSerializer,
+    PredictionSerializer,
+    RefusalSerializer,
+)
 from predictions.throttles import PredictAnonThrottle, PredictUserThrottle
-
-_ERROR_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "error": {
-            "type": "object",
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "details": {},
-            },
-            "required": ["code", "message", "details"],
-        }
-    },
-    "required": ["error"],
-}
 
 
 def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(response=_ERROR_SCHEMA, description=description)
+    return OpenApiResponse(response=ErrorSerializer, description=description)
 
 
 def server_timing(timings: services.PredictionTimings) -> str:
@@ -62,7 +51,14 @@ class PredictView(APIView):
             400: _error("Missing, empty, undecodable image or bad dimensions"),
             413: _error("Image larger than 5 MB"),
             415: _error("Not a PNG or JPEG"),
-            422: _error("The malware scanner flagged the file (only when CLAMD_ADDRESS is set)"),
+            422: OpenApiResponse(
+                response=RefusalSerializer,
+                description="The photo was refused, and nothing was stored: the photo gate "
+                "found it is not like the training photos (`not_a_conjunctiva`, "
+                "`not_fingernails`) or too badly lit or outlined to judge (`photo_quality`), "
+                "with `details.reasons` and `details.advice`; or the malware scanner "
+                "flagged the file (`malware_detected`, only when CLAMD_ADDRESS is set).",
+            ),
             429: _error("Too many requests"),
             503: _error("Database or model unavailable"),
         },

@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from ml import gate
 from predictions.models import Prediction
 
 DISCLAIMER = (
@@ -60,3 +61,57 @@ class PredictionSerializer(serializers.ModelSerializer[Prediction]):
 
     def get_disclaimer(self, obj: Prediction) -> str:
         return DISCLAIMER
+
+
+# The error shape, for the OpenAPI schema only (predictions.errors renders it).
+class ErrorBodySerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="A stable machine-readable code.")
+    message = serializers.CharField(help_text="What went wrong, in plain English.")
+    details = serializers.JSONField(help_text="Field errors or other details; {} when none.")
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    """{"error": {"code", "message", "details"}}: every 4xx and 5xx of the API."""
+
+    error = ErrorBodySerializer()
+
+
+# The codes of a 422 from POST /api/predict.
+REFUSAL_CODES = (*gate.CODES, "malware_detected")
+
+
+class RefusalDetailsSerializer(serializers.Serializer[Any]):
+    reasons = serializers.ListField(
+        required=False,
+        child=serializers.ChoiceField(choices=list(gate.REASONS)),
+        help_text="Why the photo gate refused the photo (photo gate codes only), in a "
+        "stable order. mask_too_small/mask_too_thin: the outline; too_dark, too_bright, "
+        "clipped, colour_cast, washed_out: the light; no_texture: a flat colour; "
+        "outline_needed: the automatic segmentation was unsure, outline the area; "
+        "unlike_training_photos: not like the photos the model was trained on.",
+    )
+    advice = serializers.CharField(
+        required=False,
+        help_text="How to take a photo that can be analysed, in plain English (the same "
+        "words as `message`)."
+    )
+
+
+class RefusalBodySerializer(serializers.Serializer[Any]):
+    code = serializers.ChoiceField(
+        choices=list(REFUSAL_CODES),
+        help_text="not_a_conjunctiva / not_fingernails: the photo is not like the training "
+        "photos of the site; photo_quality: the light or the outline is to blame; "
+        "malware_detected: the malware scanner flagged the file.",
+    )
+    message = serializers.CharField()
+    details = RefusalDetailsSerializer(
+        help_text="For photo gate codes, `reasons` and `advice`; {} for malware_detected."
+    )
+
+
+class RefusalSerializer(serializers.Serializer[Any]):
+    """A 422 from POST /api/predict: the upload was read but is not analysed, and nothing
+    is stored."""
+
+    error = RefusalBodySerializer()
