@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = REPO_ROOT / "model"
 VERSION = "conjunctiva-2.0.0"
+INPUT_SIZE = 112
 N_REFERENCE = 12  # open images whose exported outputs the card records (tests re-check them)
 
 
@@ -124,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cv-only", action="store_true", help="run the CV, write --cv-out")
     parser.add_argument("--cv-out", help="where --cv-only writes its JSON")
     parser.add_argument("--compare-cv", help="a --cv-only result to record for comparison")
+    parser.add_argument(
+        "--cv-in", help="reuse a --cv-only result of this same recipe and rule instead of rerunning"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
@@ -135,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
 
-    spec = InputSpec()
+    # 112x112 input, 2x2 pooling in the graph: features over 56x56 pixels (about 1 ms).
+    spec = InputSpec(size=INPUT_SIZE)
     samples = load_samples(dataset_dir, args.site, keep_conflicting_label=True)
     crops = [load_crop(dataset_dir, s) for s in samples]
     groups = duplicate_groups([s.file for s in samples], [s.subject_id for s in samples], crops)
@@ -159,11 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     del crops
 
     cv = None
-    if not args.skip_cv:
+    if args.cv_in:
+        cv = json.loads(Path(args.cv_in).read_text(encoding="utf-8"))
+        if cv["label_rule"] != args.label_rule or cv["recipe"] != cfg.as_dict():
+            raise SystemExit(f"{args.cv_in} is the CV of another rule or recipe")
+    elif not args.skip_cv:
         cv = cross_validate(
             subjects, tables, auto_tables, cfg, rule=args.label_rule, repeats=args.cv_repeats
         )
         cv["grouping"] = report
+        cv["recipe"] = cfg.as_dict()
     if args.cv_only:
         text = json.dumps(cv, indent=2)
         if args.cv_out:
@@ -300,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                 "python -m ml.training.train --dataset-dir DIR "
                 f"--label-rule {args.label_rule} --cv-repeats {args.cv_repeats}"
             ),
-            **{k: v for k, v in cv.items() if k != "grouping"},
+            **{k: v for k, v in cv.items() if k not in ("grouping", "recipe")},
             "label_rule_comparison": (
                 {
                     "other_rule": compare["label_rule"],
