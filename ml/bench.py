@@ -2,7 +2,8 @@
 
 Times Model.predict (preprocessing + photo gate + inference, one interpreter thread) on
 a masked 640x480 image, after warm-up, and the photo gate alone (ml.gate) on its input
-tensor. The image is a real training crop placed on a 640x480 canvas when the dataset is
+tensor; prints the medians (the figure the 2 ms inference bar is about) and the fastest
+run. The image is a real training crop placed on a 640x480 canvas when the dataset is
 available (the gate refuses the synthetic fallback, so then predict is not timed).
 Figures, not a pass/fail test.
 """
@@ -64,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"per image over {args.n} runs (median ms): inference {statistics.median(inf):.2f}, "
         f"preprocess {statistics.median(pre):.2f}, predict total {statistics.median(total):.2f}"
+    )
+    # On a shared, busy machine the median mostly measures waiting for a core; the fastest
+    # runs show what the work itself costs.
+    print(
+        f"fastest run (ms): inference {min(inf):.2f}, preprocess {min(pre):.2f}, "
+        f"predict total {min(total):.2f}"
     )
     return 0
 

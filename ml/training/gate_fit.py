@@ -6,7 +6,7 @@ Runs in the service venv (NumPy + OpenCV only) in about a minute. Steps:
 1. Positives: every real training image of the site, through the service's own input
    path: outlined (the image's mask, ``provided``) and, where the site has an automatic
    segmenter, the automatic path (the crop flattened onto skin-coloured backgrounds and
-   segmented, as ``ml.training.evaluate`` does for the model).
+   segmented by the service's automatic path).
 2. Groups for cross-validation: subject_id, merged with any images whose colour features
    are (near-)identical, since the dataset holds rotated/mirrored copies under different
    subject ids.
