@@ -30,6 +30,9 @@ DETAIL_FIELDS = (
     "risk_level",
     "risk_score",
     "confidence",
+    "hb_estimate_g_dl",
+    "hb_interval_low_g_dl",
+    "hb_interval_high_g_dl",
     "recommendation",
     "segmentation",
     "model_version",
@@ -50,6 +53,8 @@ class PredictionAdmin(admin.ModelAdmin):
         "created_at",
         "risk_level",
         "score",
+        "hb_estimate",
+        "hb_interval",
         "site",
         "model_version",
     ]
@@ -66,6 +71,15 @@ class PredictionAdmin(admin.ModelAdmin):
     @admin.display(description="Score", ordering="risk_score")
     def score(self, obj: Prediction) -> str:
         return f"{obj.risk_score:.2f}"
+
+    @admin.display(description="Hb estimate (g/dL)", ordering="hb_estimate_g_dl")
+    def hb_estimate(self, obj: Prediction) -> str:
+        return "-" if obj.hb_estimate_g_dl is None else f"{obj.hb_estimate_g_dl:.1f}"
+
+    @admin.display(description="Hb 90% interval (g/dL)")
+    def hb_interval(self, obj: Prediction) -> str:
+        low, high = obj.hb_interval_low_g_dl, obj.hb_interval_high_g_dl
+        return "-" if low is None or high is None else f"{low:.1f}-{high:.1f}"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

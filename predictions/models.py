@@ -47,6 +47,11 @@ class Prediction(models.Model):
     processing_time_ms = models.FloatField()
     model_version = models.CharField(max_length=64)
     request_id = models.CharField(max_length=128, blank=True)
+    # Model v2's haemoglobin estimate and its 90% prediction interval; null on rows made
+    # by a model without one (conjunctiva-1.0.0).
+    hb_estimate_g_dl = models.FloatField(null=True, blank=True)
+    hb_interval_low_g_dl = models.FloatField(null=True, blank=True)
+    hb_interval_high_g_dl = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ml import gate
@@ -34,6 +35,15 @@ class PredictionSerializer(serializers.ModelSerializer[Prediction]):
     risk_score = serializers.SerializerMethodField(
         help_text="The model's probability of anemia, rounded to 2 decimals."
     )
+    hb_estimate_g_dl = serializers.SerializerMethodField(
+        help_text="The model's haemoglobin estimate in g/dL, one decimal; null for results "
+        "made by a model without one (conjunctiva-1.0.0). A blood test gives the true value."
+    )
+    hb_interval_g_dl = serializers.SerializerMethodField(
+        help_text="[low, high]: the 90% prediction interval of the haemoglobin estimate in "
+        "g/dL (one decimal), checked in cross-validation (see the model card); null for "
+        "results made by a model without one."
+    )
     disclaimer = serializers.SerializerMethodField()
 
     class Meta:
@@ -45,6 +55,8 @@ class PredictionSerializer(serializers.ModelSerializer[Prediction]):
             "risk_level",
             "risk_score",
             "confidence",
+            "hb_estimate_g_dl",
+            "hb_interval_g_dl",
             "recommendation",
             "segmentation",
             "analysis_date",
@@ -58,6 +70,24 @@ class PredictionSerializer(serializers.ModelSerializer[Prediction]):
     def get_risk_score(self, obj: Prediction) -> float:
         # Two decimals: the evaluation behind the score does not support more.
         return round(obj.risk_score, 2)
+
+    def get_hb_estimate_g_dl(self, obj: Prediction) -> float | None:
+        return None if obj.hb_estimate_g_dl is None else round(obj.hb_estimate_g_dl, 1)
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {"type": "number"},
+            "minItems": 2,
+            "maxItems": 2,
+            "nullable": True,
+        }
+    )
+    def get_hb_interval_g_dl(self, obj: Prediction) -> list[float] | None:
+        low, high = obj.hb_interval_low_g_dl, obj.hb_interval_high_g_dl
+        if low is None or high is None:
+            return None
+        return [round(low, 1), round(high, 1)]
 
     def get_disclaimer(self, obj: Prediction) -> str:
         return DISCLAIMER
