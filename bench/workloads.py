@@ -8,6 +8,10 @@ Nothing is written to disk and no image is copied into the project:
   compress to a fraction of that and flatter the decoder).
 - ``browser``: the ~600x400 JPEG the patient page sends after cropping in the browser.
 - ``crops``: the real CP-AnemiC crops (RGBA PNG, the alpha channel is the mask), as is.
+
+The photo gate (ml/gate.py) refuses a few of these with a 422, which the load generator
+counts as "rejected", not "ok": 5 of the 630 crops, and the first ``phone`` upload
+(its automatic segmentation is unsure: ``outline_needed``); the ``browser`` ones pass.
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ Exits 1 on the first failed check, 2 on bad usage.
 
 The image: --image, else the first PNG of the shared anemia data set
 (../shared/data/anemia/images/cpanemic beside the checkout, or SMOKE_IMAGE_DIR), else a
-small photo-like PNG generated here (CI agents have no copy of the data set).
+small photo-like PNG generated here (CI agents have no copy of the data set). A real crop
+must be scored (201). The generated PNG is not an eyelid, so the photo gate must refuse
+it: 422 `not_a_conjunctiva`/`photo_quality` with `details.reasons` (that proves the model
+and its gate are loaded, but not that scoring works: pass a real image for that).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared/data/anemia/images/cpanemic"
 TIMEOUT_S = 30.0
+GENERATED_NAME = "generated.png"
+GATE_CODES = ("not_a_conjunctiva", "photo_quality")
 
 
 class CheckFailed(Exception):
@@ -129,7 +134,7 @@ def image_pick(path: str | None) -> tuple[str, bytes]:
     if data_dir.is_dir():
         for candidate in sorted(data_dir.glob("*.png")):
             return candidate.name, candidate.read_bytes()
-    return "generated.png", png_generated()
+    return GENERATED_NAME, png_generated()
 
 
 def multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[bytes, str]:
@@ -180,6 +185,8 @@ def check_predict(base_url: str, image: str | None) -> str:
             "X-Request-ID": request_id,
         },
     )
+    if filename == GENERATED_NAME:
+        return gate_refusal_check(resp)
     expect_status(resp, 201, f"POST /api/predict ({filename}, {len(content)} bytes)")
     result = resp.json()
     problems = []
@@ -225,6 +232,21 @@ def check_predict(base_url: str, image: str | None) -> str:
         f"{filename}: {result['risk_level']} (score {result['risk_score']}, "
         f"confidence {result['confidence']}), {result['message_id']}, "
         f"model {result['model_version']}"
+    )
+
+
+def gate_refusal_check(resp: Response) -> str:
+    """The generated PNG is no eyelid: the photo gate must refuse it in the error shape."""
+    expect_status(resp, 422, f"POST /api/predict ({GENERATED_NAME}, refused by the photo gate)")
+    error = resp.json().get("error", {})
+    details = error.get("details") or {}
+    if error.get("code") not in GATE_CODES or not details.get("reasons") or not details.get(
+        "advice"
+    ):
+        raise CheckFailed(f"POST /api/predict ({GENERATED_NAME}): not a gate refusal: {error}")
+    return (
+        f"{GENERATED_NAME}: refused by the photo gate ({error['code']}, {details['reasons']}); "
+        "scoring not checked, pass --image with a real crop"
     )
 
 

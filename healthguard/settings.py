@@ -275,6 +275,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        # Names for the enums of the 422 refusal (import paths: resolved when the schema
+        # is generated, not when settings load).
+        "PhotoRefusalCodeEnum": "predictions.serializers.REFUSAL_CODES",
+        "PhotoRefusalReasonEnum": "ml.gate.REASONS",
+    },
 }
 
 # Production hardening; all of it is off in development (DEBUG=1).

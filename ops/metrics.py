@@ -55,6 +55,12 @@ UPLOAD_REJECTION_CODES = frozenset(
         "unsupported_content_type",
         "malformed_request",
         "malware_detected",
+        # The photo gate (ml/gate.py): one increment per refused photo, labelled with its
+        # code, not with each of its reasons, so the counter's sum is the number of refusals
+        # and the label set stays the error codes. The reasons are in the response.
+        "not_a_conjunctiva",
+        "not_fingernails",
+        "photo_quality",
     }
 )
 

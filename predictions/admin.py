@@ -46,6 +46,9 @@ DETAIL_FIELDS = (
     "risk_level",
     "risk_score",
     "confidence_explained",
+    "hb_estimate_g_dl",
+    "hb_interval_low_g_dl",
+    "hb_interval_high_g_dl",
     "recommendation",
     "segmentation",
     "model_version",
@@ -68,6 +71,7 @@ class PredictionAdmin(admin.ModelAdmin):
         "score",
         "confidence_column",
         "segmented",
+        "hb_estimate",
         "site",
     ]
     # model_version is a filter, on the detail page and in the CSV: as a column it
@@ -92,6 +96,18 @@ class PredictionAdmin(admin.ModelAdmin):
     def score(self, obj: Prediction) -> str:
         # Two decimals, as the API gives it: the evaluation does not support more.
         return f"{obj.risk_score:.2f}"
+
+    @admin.display(description="Hb g/dL (90%)", ordering="hb_estimate_g_dl")
+    def hb_estimate(self, obj: Prediction) -> str:
+        # One column for estimate and interval: the list must fit 1280 px.
+        if obj.hb_estimate_g_dl is None:
+            return "-"
+        return f"{obj.hb_estimate_g_dl:.1f} ({self.hb_interval(obj)})"
+
+    @admin.display(description="Hb 90% interval (g/dL)")
+    def hb_interval(self, obj: Prediction) -> str:
+        low, high = obj.hb_interval_low_g_dl, obj.hb_interval_high_g_dl
+        return "-" if low is None or high is None else f"{low:.1f}-{high:.1f}"
 
     @admin.display(
         description=format_html('<abbr title="{}">Confidence</abbr>', CONFIDENCE_HELP),

@@ -32,7 +32,11 @@ from predictions.errors import ERROR_CODES
 from predictions.exceptions import MissingImage
 from predictions.filters import PredictionFilter
 from predictions.models import Prediction
-from predictions.serializers import PredictionRequestSerializer, PredictionSerializer
+from predictions.serializers import (
+    PredictionRequestSerializer,
+    PredictionSerializer,
+    RefusalSerializer,
+)
 from predictions.throttles import PredictAnonThrottle, PredictUserThrottle, TokenThrottle
 
 _ERROR_SCHEMA = {
@@ -133,10 +137,14 @@ class PredictView(APIView):
             ),
             413: _error("Image larger than 5 MB"),
             415: _error("Not a PNG or JPEG"),
-            422: _error(
-                "This Idempotency-Key was used for a different upload "
-                "(idempotency_key_reused); or the malware scanner flagged the file "
-                "(malware_detected, only when CLAMD_ADDRESS is set)"
+            422: OpenApiResponse(
+                response=RefusalSerializer,
+                description="The photo was refused, and nothing was stored: the photo gate "
+                "found it is not like the training photos (`not_a_conjunctiva`, "
+                "`not_fingernails`) or too badly lit or outlined to judge (`photo_quality`), "
+                "with `details.reasons` and `details.advice`; or the malware scanner "
+                "flagged the file (`malware_detected`, only when CLAMD_ADDRESS is set); or this "
+                "Idempotency-Key was used for a different upload (`idempotency_key_reused`).",
             ),
             429: _error("Too many requests"),
             503: _error("Database or model unavailable"),

@@ -16,6 +16,7 @@ from typing import Any
 from django.db import InterfaceError, OperationalError
 from rest_framework import status
 
+from ml.gate import PhotoRejected
 from ml.images import ImageError
 from predictions.exceptions import ApplicationError, DatabaseUnavailable
 
@@ -43,6 +44,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_image": status.HTTP_400_BAD_REQUEST,
     "invalid_dimensions": status.HTTP_400_BAD_REQUEST,
     "no_conjunctiva_found": status.HTTP_400_BAD_REQUEST,
+    # ml.gate.PhotoRejected: the photo gate refused to score the photo
+    "not_a_conjunctiva": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "not_fingernails": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "photo_quality": status.HTTP_422_UNPROCESSABLE_ENTITY,
 }
 
 # Codes rendered for DRF's and Django's own errors (predictions.handlers): with
@@ -76,7 +81,14 @@ def error_of(exc: ApplicationError | ImageError) -> tuple[int, dict[str, Any]]:
     """The status and body for an error a service raised."""
     if isinstance(exc, ApplicationError):
         return status_for(exc.code), error_body(exc.code, exc.message, exc.details)
-    return status_for(exc.code), error_body(exc.code, str(exc))
+    return status_for(exc.code), error_body(exc.code, str(exc), image_error_details(exc))
+
+
+def image_error_details(exc: ImageError) -> dict[str, Any]:
+    """`details` for an ml error: a gate refusal says why and how to retake."""
+    if isinstance(exc, PhotoRejected):
+        return {"reasons": list(exc.reasons), "advice": exc.advice}
+    return {}
 
 
 def database_outage(exc: BaseException | None, *, where: str) -> DatabaseUnavailable | None:

@@ -51,6 +51,11 @@ class Prediction(models.Model):
     # Personal data: not audited, not in the API, not shown to staff in the admin.
     # NULL: never labelled (or cleared), as on every row made before labels existed.
     label = models.CharField(max_length=40, null=True, blank=True)  # noqa: DJ001
+    # Model v2's haemoglobin estimate and its 90% prediction interval; null on rows made
+    # by a model without one (conjunctiva-1.0.0).
+    hb_estimate_g_dl = models.FloatField(null=True, blank=True)
+    hb_interval_low_g_dl = models.FloatField(null=True, blank=True)
+    hb_interval_high_g_dl = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -35,6 +35,18 @@ ERROR_MESSAGES: dict[str, Promise] = {
         "The inner eyelid could not be found in this photo. Pull the lower eyelid down, "
         "take the photo close up in daylight, or outline the inner eyelid yourself."
     ),
+    "not_a_conjunctiva": _(
+        "This does not look like a photo of the inside of the lower eyelid, so it was not "
+        "analysed and nothing was kept. Take another photo."
+    ),
+    "not_fingernails": _(
+        "This does not look like a photo of fingernails, so it was not analysed and "
+        "nothing was kept. Take another photo."
+    ),
+    "photo_quality": _(
+        "The colour in this photo cannot be read reliably, so it was not analysed and "
+        "nothing was kept. Take another photo."
+    ),
     "file_too_large": _("The photo is larger than %(max_mb)s MB. Choose a smaller photo."),
     "request_too_large": _("The photo is larger than %(max_mb)s MB. Choose a smaller photo."),
     "unknown_site": _("This kind of photo cannot be analysed here."),
@@ -67,6 +79,53 @@ ERROR_MESSAGES: dict[str, Promise] = {
         "Place at least 3 points around the edge of the inner eyelid, then try again."
     ),
     "default": _("Something went wrong. Please try again."),
+}
+
+# Why the photo gate refused a photo (ml.gate.REASONS), in the patient's language: the
+# English of ml.gate.ADVICE for the inner eyelid (the pages' site), except
+# unlike_training_photos, whose page message already says "does not look like" and which
+# gets ml.gate.HOW_TO instead.
+REJECTION_ADVICE: dict[str, Promise] = {
+    "mask_too_small": _(
+        "The marked area is too small. Move closer or zoom in so that the inner lower "
+        "eyelid fills more of the photo, then mark it again."
+    ),
+    "mask_too_thin": _(
+        "The marked area is too thin to read its colour. Mark the whole pink-red area, "
+        "not just a line along it."
+    ),
+    "too_dark": _(
+        "The photo is too dark. Take it again in bright daylight or a well-lit room, "
+        "without covering the light."
+    ),
+    "too_bright": _(
+        "The photo is too bright or washed out by the flash. Take it again without flash, "
+        "out of direct sunlight."
+    ),
+    "clipped": _(
+        "Parts of the photo are pure white or pure black, so their colour is lost. Take it "
+        "again without flash and without strong light shining on it."
+    ),
+    "colour_cast": _(
+        "The light gives the photo a strong colour tint (too blue or too orange). Take it "
+        "again in daylight, not under coloured or yellow lamps, and without photo filters."
+    ),
+    "washed_out": _(
+        "The colours in the photo look grey. Take it again in daylight without filters or "
+        "black-and-white mode."
+    ),
+    "no_texture": _(
+        "The marked area is one flat colour, not a real photo of the inner lower eyelid. "
+        "Take a photo of the inner lower eyelid itself."
+    ),
+    "outline_needed": _(
+        "We could not find the inner lower eyelid in the photo with confidence. Please "
+        "outline it yourself: draw around the pink-red area."
+    ),
+    "unlike_training_photos": _(
+        "Gently pull the lower eyelid down and photograph the pink-red inside of it, close "
+        "up and in good light, then outline that area."
+    ),
 }
 
 # What the page's script needs to say while it works (errors come from ERROR_MESSAGES).

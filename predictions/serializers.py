@@ -3,8 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ml import gate
 from predictions.models import Prediction
 from predictions.patient_copy import DISCLAIMER_ENGLISH
 
@@ -85,6 +87,15 @@ class PredictionSerializer(serializers.ModelSerializer[Prediction]):
     disclaimer = serializers.SerializerMethodField(
         help_text="Screening aid, not a diagnosis (in the language asked for)."
     )
+    hb_estimate_g_dl = serializers.SerializerMethodField(
+        help_text="The model's haemoglobin estimate in g/dL, one decimal; null for results "
+        "made by a model without one (conjunctiva-1.0.0). A blood test gives the true value."
+    )
+    hb_interval_g_dl = serializers.SerializerMethodField(
+        help_text="[low, high]: the 90% prediction interval of the haemoglobin estimate in "
+        "g/dL (one decimal), checked in cross-validation (see the model card); null for "
+        "results made by a model without one."
+    )
 
     class Meta:
         model = Prediction
@@ -95,6 +106,8 @@ class PredictionSerializer(serializers.ModelSerializer[Prediction]):
             "risk_level",
             "risk_score",
             "confidence",
+            "hb_estimate_g_dl",
+            "hb_interval_g_dl",
             "recommendation",
             "segmentation",
             "analysis_date",
@@ -115,3 +128,75 @@ class PredictionSerializer(serializers.ModelSerializer[Prediction]):
 
     def get_disclaimer(self, obj: Prediction) -> str:
         return gettext(DISCLAIMER)
+
+    def get_hb_estimate_g_dl(self, obj: Prediction) -> float | None:
+        return None if obj.hb_estimate_g_dl is None else round(obj.hb_estimate_g_dl, 1)
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {"type": "number"},
+            "minItems": 2,
+            "maxItems": 2,
+            "nullable": True,
+        }
+    )
+    def get_hb_interval_g_dl(self, obj: Prediction) -> list[float] | None:
+        low, high = obj.hb_interval_low_g_dl, obj.hb_interval_high_g_dl
+        if low is None or high is None:
+            return None
+        return [round(low, 1), round(high, 1)]
+
+
+# The error shape, for the OpenAPI schema only (predictions.errors renders it).
+class ErrorBodySerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="A stable machine-readable code.")
+    message = serializers.CharField(help_text="What went wrong, in plain English.")
+    details = serializers.JSONField(help_text="Field errors or other details; {} when none.")
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    """{"error": {"code", "message", "details"}}: every 4xx and 5xx of the API."""
+
+    error = ErrorBodySerializer()
+
+
+# The codes of a 422 from POST /api/predict.
+REFUSAL_CODES = (*gate.CODES, "malware_detected")
+
+
+class RefusalDetailsSerializer(serializers.Serializer[Any]):
+    reasons = serializers.ListField(
+        required=False,
+        child=serializers.ChoiceField(choices=list(gate.REASONS)),
+        help_text="Why the photo gate refused the photo (photo gate codes only), in a "
+        "stable order. mask_too_small/mask_too_thin: the outline; too_dark, too_bright, "
+        "clipped, colour_cast, washed_out: the light; no_texture: a flat colour; "
+        "outline_needed: the automatic segmentation was unsure, outline the area; "
+        "unlike_training_photos: not like the photos the model was trained on.",
+    )
+    advice = serializers.CharField(
+        required=False,
+        help_text="How to take a photo that can be analysed, in plain English (the same "
+        "words as `message`)."
+    )
+
+
+class RefusalBodySerializer(serializers.Serializer[Any]):
+    code = serializers.ChoiceField(
+        choices=list(REFUSAL_CODES),
+        help_text="not_a_conjunctiva / not_fingernails: the photo is not like the training "
+        "photos of the site; photo_quality: the light or the outline is to blame; "
+        "malware_detected: the malware scanner flagged the file.",
+    )
+    message = serializers.CharField()
+    details = RefusalDetailsSerializer(
+        help_text="For photo gate codes, `reasons` and `advice`; {} for malware_detected."
+    )
+
+
+class RefusalSerializer(serializers.Serializer[Any]):
+    """A 422 from POST /api/predict: the upload was read but is not analysed, and nothing
+    is stored."""
+
+    error = RefusalBodySerializer()

@@ -111,6 +111,9 @@ def prediction_create(
             processing_time_ms=round(timings.total_ms, 3),
             model_version=output.model_version,
             request_id=request_id,
+            hb_estimate_g_dl=output.hb_estimate_g_dl,
+            hb_interval_low_g_dl=output.hb_interval_g_dl[0],
+            hb_interval_high_g_dl=output.hb_interval_g_dl[1],
         )
         if in_transaction is not None:
             in_transaction(prediction)

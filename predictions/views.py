@@ -23,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
+from ml.gate import PhotoRejected
 from ml.images import ImageError
 from predictions import charts, idempotency, selectors
 from predictions.audit.access import predictions_accessed
@@ -33,6 +34,7 @@ from predictions.patient_copy import (
     DISCLAIMER,
     ERROR_MESSAGES,
     RECOMMENDATIONS,
+    REJECTION_ADVICE,
     RISK_LABELS,
     SCRIPT_TEXT,
 )
@@ -71,12 +73,15 @@ def _upload_page(
     *,
     form: PhotoForm | None = None,
     error_code: str | None = None,
+    reasons: list[str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     context = {
         "form": form or PhotoForm(),
         "error": error_message(error_code) if error_code else None,
         "error_code": error_code,
+        "error_reasons": reasons or [],
+        "error_advice": [REJECTION_ADVICE[r] for r in reasons or [] if r in REJECTION_ADVICE],
         "max_upload_mb": max_upload_mb(),
         "script_config": _script_config(request),
     }
@@ -137,6 +142,11 @@ def _analyse(request: HttpRequest) -> HttpResponseBase:
     except (idempotency.IdempotencyKeyInvalid, idempotency.IdempotencyKeyReused):
         # Only a stale or altered page sends these; the page shown has a fresh key.
         return _upload_page(request, error_code="malformed_request", status=400)
+    except PhotoRejected as exc:
+        # The gate's reasons, in the patient's language; nothing was stored.
+        return _upload_page(
+            request, error_code=exc.code, reasons=exc.reasons, status=status_for(exc.code)
+        )
     except (ImageError, ApplicationError) as exc:
         return _upload_page(request, error_code=exc.code, status=status_for(exc.code))
     except DatabaseError as exc:

@@ -9,7 +9,8 @@ and migrated here, dropped afterwards), sends at least --requests predictions fr
   * no response is a 5xx (and none failed at the connection level);
   * every 201 has exactly one row with the same message_id, the same score (rounded
     to 2 decimals, as the API returns it) and the SHA-256 of the image that was sent;
-  * the number of rows equals the number of 201s (nothing stored for a refusal, no
+  * the number of rows equals the number of 201s (nothing stored for a refusal, such as
+    the photo gate's 422 for the few real crops it refuses, no
     duplicates, nothing lost).
 
 Bounded in count (--requests) and time (--max-seconds). Prints a summary; exits 1 on

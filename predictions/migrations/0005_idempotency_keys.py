@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('predictions', '0003_roles_and_audit_chain_head'),
+        ('predictions', '0004_prediction_hb_estimate'),
     ]
 
     operations = [

@@ -5,23 +5,29 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from ml.gate import PhotoRejected
 from ml.images import DecodedImage, ImageHeader, decode_image
 from ml.runtime import (
     RUNTIME_NAME,
+    HbSpec,
+    Model,
     ModelLoadError,
     ModelRegistry,
     NoConjunctivaFound,
     UnknownSite,
     get_registry,
 )
+from ml.training.data import load_samples
+from ml.training.synthetic import flatten_on_skin
 from tests.ml.imaging import encode
 
 
 def conjunctiva_like(seed: int = 0, *, with_mask: bool = True) -> DecodedImage:
-    """A pink crescent-ish blob on brown skin (not a real eyelid; real ones are below)."""
+    """A pink crescent-ish blob on brown skin: not a real eyelid, so the gate refuses it."""
     rng = np.random.default_rng(seed)
     rgb = np.zeros((120, 200, 3), np.uint8)
     rgb[...] = (110, 75, 55)
@@ -31,6 +37,24 @@ def conjunctiva_like(seed: int = 0, *, with_mask: bool = True) -> DecodedImage:
     rgb = np.clip(rgb.astype(int) + rng.integers(-8, 9, rgb.shape), 0, 255).astype(np.uint8)
     mask = np.where(inside, 255, 0).astype(np.uint8) if with_mask else None
     return DecodedImage(rgb=rgb, mask=mask, header=ImageHeader("png", 200, 120, with_mask, 8))
+
+
+def real_crops(dataset_dir: Path, n: int) -> list[DecodedImage]:
+    """Real inner-eyelid crops (duplicate-free subjects) as the patient page sends them."""
+    samples = [s for s in load_samples(dataset_dir) if s.qc_flag == "ok"][:n]
+    return [decode_image((dataset_dir / s.file).read_bytes()) for s in samples]
+
+
+def accepted(model: Model, images: list[DecodedImage]) -> list[DecodedImage]:
+    """The images the photo gate lets through (most real crops; see gate.json)."""
+    out = []
+    for image in images:
+        try:
+            model.predict(image)
+        except PhotoRejected:
+            continue
+        out.append(image)
+    return out
 
 
 def test_it_loads_the_shipped_conjunctiva_model(registry: ModelRegistry) -> None:
@@ -53,18 +77,62 @@ def test_it_raises_unknown_site_with_the_known_sites(registry: ModelRegistry) ->
     assert "conjunctiva" in str(info.value)
 
 
-def test_it_uses_the_provided_mask(registry: ModelRegistry) -> None:
-    out = registry.get("conjunctiva").predict(conjunctiva_like())
+def test_it_uses_the_provided_mask(registry: ModelRegistry, dataset_dir: Path) -> None:
+    out = registry.get("conjunctiva").predict(real_crops(dataset_dir, 1)[0])
     assert out.segmentation == "provided"
     assert 0.0 <= out.probability <= 1.0
     assert out.site == "conjunctiva"
     assert out.model_version == registry.get("conjunctiva").card.version
     assert set(out.timings_ms) == {"preprocess", "inference"}
+    low, high = out.hb_interval_g_dl
+    assert 3.0 <= low <= out.hb_estimate_g_dl <= high <= 16.0
+    assert low < high
+    assert out.hb_estimate_g_dl == round(out.hb_estimate_g_dl, 1)
 
 
-def test_it_segments_an_opaque_image_itself(registry: ModelRegistry) -> None:
-    image = decode_image(encode(".jpg", conjunctiva_like(with_mask=False).rgb[..., ::-1]))
-    out = registry.get("conjunctiva").predict(image)
+@pytest.mark.parametrize(
+    ("mean", "scale", "expected"),
+    [
+        (10.04, 2.0, (10.0, (6.7, 13.3))),  # 10.04 -+ 3.29
+        (2.0, 1.0, (3.0, (3.0, 3.6))),  # below the plausible range: clipped, still ordered
+        (15.9, 2.0, (15.9, (12.6, 16.0))),
+        (11.0, 0.0, (11.0, (11.0, 11.0))),
+    ],
+)
+def test_it_turns_the_hb_columns_into_an_ordered_interval(
+    mean: float, scale: float, expected: tuple[float, tuple[float, float]]
+) -> None:
+    spec = HbSpec(quantile=1.645, clip_low=3.0, clip_high=16.0)
+    assert spec.estimate(mean, scale) == expected
+
+
+def test_it_refuses_a_card_without_the_output_columns(model_dir: Path, tmp_path: Path) -> None:
+    site = _copy_site(model_dir, tmp_path)
+    card = json.loads((site / "card.json").read_text())
+    card["output"]["columns"] = ["p_anemic"]
+    (site / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="output columns"):
+        ModelRegistry.from_dir(tmp_path)
+
+
+def test_it_refuses_a_card_without_the_hb_interval(model_dir: Path, tmp_path: Path) -> None:
+    site = _copy_site(model_dir, tmp_path)
+    card = json.loads((site / "card.json").read_text())
+    del card["hb"]["interval"]
+    (site / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="hb.interval"):
+        ModelRegistry.from_dir(tmp_path)
+
+
+def test_it_segments_an_opaque_image_itself(registry: ModelRegistry, dataset_dir: Path) -> None:
+    model = registry.get("conjunctiva")
+    flat = []
+    for i, crop in enumerate(real_crops(dataset_dir, 10)):
+        assert crop.mask is not None
+        rgb = flatten_on_skin(crop.rgb, crop.mask, index=i)
+        flat.append(decode_image(encode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])))
+    image = accepted(model, flat)[0]
+    out = model.predict(image)
     assert out.segmentation == "automatic"
     assert 0.0 <= out.probability <= 1.0
 
@@ -80,15 +148,25 @@ def test_it_refuses_an_image_with_no_conjunctiva(registry: ModelRegistry) -> Non
     assert info.value.code == "no_conjunctiva_found"
 
 
-def test_it_gives_the_same_score_twice(registry: ModelRegistry) -> None:
+def test_it_refuses_a_pink_blob_that_is_not_an_eyelid(registry: ModelRegistry) -> None:
     model = registry.get("conjunctiva")
-    image = conjunctiva_like()
+    with pytest.raises(PhotoRejected) as info:
+        model.predict(conjunctiva_like())
+    assert info.value.code == "not_a_conjunctiva"
+
+
+def test_it_gives_the_same_score_twice(registry: ModelRegistry, dataset_dir: Path) -> None:
+    model = registry.get("conjunctiva")
+    image = real_crops(dataset_dir, 1)[0]
     assert model.predict(image).probability == model.predict(image).probability
 
 
-def test_it_gives_the_same_scores_under_8_threads(registry: ModelRegistry) -> None:
+def test_it_gives_the_same_scores_under_8_threads(
+    registry: ModelRegistry, dataset_dir: Path
+) -> None:
     model = registry.get("conjunctiva")
-    images = [conjunctiva_like(seed) for seed in range(16)]
+    images = accepted(model, real_crops(dataset_dir, 20))[:16]
+    assert len(images) == 16
     expected = [model.predict(im).probability for im in images]
     assert len(set(expected)) > 1  # different inputs, different scores
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -166,9 +244,10 @@ def test_a_new_site_is_just_a_new_folder(model_dir: Path, tmp_path: Path) -> Non
     _copy_site(model_dir, tmp_path)
     other = tmp_path / "fingernail"
     shutil.copytree(tmp_path / "conjunctiva", other)
-    card = json.loads((other / "card.json").read_text())
-    card["site"] = "fingernail"
-    (other / "card.json").write_text(json.dumps(card))
+    for name in ("card.json", "gate.json"):
+        doc = json.loads((other / name).read_text())
+        doc["site"] = "fingernail"
+        (other / name).write_text(json.dumps(doc))
     registry = ModelRegistry.from_dir(tmp_path)
     assert registry.sites == ("conjunctiva", "fingernail")
     assert registry.get("fingernail").card.site == "fingernail"

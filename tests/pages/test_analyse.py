@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -82,9 +84,6 @@ def test_it_says_when_the_photo_is_truncated(client, real_jpeg_bytes):
 
 
 def test_it_says_when_the_photo_is_too_small(client):
-    import cv2
-    import numpy as np
-
     ok, buf = cv2.imencode(".png", np.full((10, 10, 3), 128, np.uint8))
     response = post_photo(client, buf.tobytes(), name="tiny.png", content_type="image/png")
 
@@ -172,3 +171,40 @@ def test_the_page_and_the_api_give_the_same_answer(client, api_client, real_jpeg
     assert from_page.risk_level == from_api.risk_level
     assert from_page.segmentation == from_api.segmentation == "automatic"
     assert from_page.image_sha256 == from_api.image_sha256
+
+
+def _landscape_jpeg() -> bytes:
+    rng = np.random.default_rng(0)
+    pixels = np.zeros((300, 400, 3), np.int16)
+    pixels[:150] = (235, 180, 120)  # BGR sky
+    pixels[150:] = (40, 160, 60)  # grass
+    pixels += rng.integers(-20, 20, pixels.shape, dtype=np.int16)
+    ok, buf = cv2.imencode(".jpg", np.clip(pixels, 0, 255).astype(np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+def test_it_says_in_words_why_the_photo_gate_refused_a_photo(client):
+    response = post_photo(client, _landscape_jpeg())
+
+    assert_friendly_error(
+        response, 422, "This does not look like a photo of the inside of the lower eyelid"
+    )
+    assert response.context["error_code"] == "not_a_conjunctiva"
+    assert "unlike_training_photos" in response.context["error_reasons"]
+    # The reason in words, with how to take a better photo.
+    assert "Gently pull the lower eyelid down" in text_of(response)
+
+
+def test_it_says_when_the_light_spoils_a_real_photo(client, real_jpeg_bytes):
+    pixels = cv2.imdecode(np.frombuffer(real_jpeg_bytes, np.uint8), cv2.IMREAD_COLOR)
+    dark = (pixels.astype(np.float32) * 0.2).astype(np.uint8)  # a fifth of the light
+    ok, buf = cv2.imencode(".jpg", dark)
+    assert ok
+
+    response = post_photo(client, buf.tobytes())
+
+    assert_friendly_error(response, 422, "The colour in this photo cannot be read reliably")
+    assert response.context["error_code"] == "photo_quality"
+    assert "too_dark" in response.context["error_reasons"]
+    assert "The photo is too dark." in text_of(response)

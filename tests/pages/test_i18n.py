@@ -68,8 +68,9 @@ def test_the_switcher_refuses_a_post_without_csrf_token(client):
         patient_copy.SCRIPT_TEXT,
         patient_copy.RECOMMENDATIONS,
         patient_copy.RISK_LABELS,
+        patient_copy.REJECTION_ADVICE,
     ],
-    ids=["errors", "script", "recommendations", "labels"],
+    ids=["errors", "script", "recommendations", "labels", "photo-gate-advice"],
 )
 def test_every_message_has_a_french_translation(table):
     for key, text in table.items():
@@ -123,3 +124,17 @@ def test_the_french_catalog_is_complete_and_compiled():
     for msgid, (msgstr, fuzzy) in entries.items():
         assert msgstr and not fuzzy, msgid
         assert compiled.gettext(msgid) == msgstr, f"django.mo is stale for {msgid!r}"
+
+
+def test_the_photo_gate_advice_is_the_english_of_ml_gate():
+    from ml import gate
+
+    with translation.override("en"):
+        for reason in gate.REASONS:
+            english = str(patient_copy.REJECTION_ADVICE[reason])
+            expected = (
+                gate.HOW_TO["conjunctiva"]
+                if reason == "unlike_training_photos"
+                else gate.ADVICE[reason].format(subject=gate.SUBJECT["conjunctiva"])
+            )
+            assert english == expected, reason
