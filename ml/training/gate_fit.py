@@ -86,7 +86,8 @@ NO_MASK_CODE = {"conjunctiva": "no_conjunctiva_found", "fingernail": "no_fingern
 
 
 # Share of real crops the discriminant alone may refuse (out of fold), per path.
-DISC_TARGET = {"provided": 0.01, "automatic": 0.02}
+DISC_TARGET = {"provided": 0.01, "automatic": 0.025}
+BALANCE_FAMILIES = True
 DISC_L2 = 1.0  # ridge penalty of the logistic regression (on whitened features)
 # The white-board area outlined in the fingernail photos (as in the battery).
 BOARD_BOX = (80, 60, 330, 400)
@@ -183,11 +184,16 @@ def _terms(z: np.ndarray) -> np.ndarray:
     return np.concatenate([z, z * z], axis=1)
 
 
-def logistic_fit(pos: np.ndarray, neg: np.ndarray, fit: KnnFit) -> tuple[np.ndarray, float]:
-    """Weights and bias of P(negative), classes weighted equally; Newton steps, ridge."""
+def logistic_fit(
+    pos: np.ndarray, neg: np.ndarray, fit: KnnFit, neg_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Weights and bias of P(negative), classes weighted equally; Newton steps, ridge.
+
+    ``neg_weight`` (relative, per negative) balances the negative families."""
     x = _terms(np.vstack([(pos - fit.center) @ fit.whiten, (neg - fit.center) @ fit.whiten]))
     y = np.r_[np.zeros(len(pos)), np.ones(len(neg))]
-    sw = np.r_[np.full(len(pos), 0.5 / len(pos)), np.full(len(neg), 0.5 / len(neg))]
+    nw = np.ones(len(neg)) if neg_weight is None else np.asarray(neg_weight, np.float64)
+    sw = np.r_[np.full(len(pos), 0.5 / len(pos)), 0.5 * nw / nw.sum()]
     xb = np.hstack([x, np.ones((len(x), 1))])
     ridge = np.full(xb.shape[1], DISC_L2 / len(x))
     ridge[-1] = 0.0
@@ -207,15 +213,29 @@ def logistic_scores(x: np.ndarray, fit: KnnFit, weights: np.ndarray, bias: float
     return _terms((x - fit.center) @ fit.whiten) @ weights + bias
 
 
+def family_weights(families: np.ndarray) -> np.ndarray | None:
+    """Each family of negatives weighs the same in the fit (None: each photo does)."""
+    if not BALANCE_FAMILIES:
+        return None
+    names, inverse, counts = np.unique(families, return_inverse=True, return_counts=True)
+    return np.asarray(1.0 / counts[inverse], np.float64)
+
+
 def disc_threshold(
-    pos: np.ndarray, pfolds: np.ndarray, neg: np.ndarray, nfolds: np.ndarray, target: float
+    pos: np.ndarray,
+    pfolds: np.ndarray,
+    neg: np.ndarray,
+    nfolds: np.ndarray,
+    families: np.ndarray,
+    target: float,
 ) -> float:
     """The score refusing ``target`` of real crops, from out-of-fold scores."""
     oof = np.empty(len(pos))
     for k in np.unique(pfolds):
         test = pfolds == k
         fit = knn_fit(pos[~test])
-        w, b = logistic_fit(pos[~test], neg[nfolds != k], fit)
+        keep = nfolds != k
+        w, b = logistic_fit(pos[~test], neg[keep], fit, family_weights(families[keep]))
         oof[test] = logistic_scores(pos[test], fit, w, b)
     return float(np.quantile(oof, 1 - target))
 
@@ -389,6 +409,7 @@ def build_gate_dict(
         )
         xn = np.array([n.measures.features for n in negs if n.path == path and n.measures])
         nf = nfolds_all[on_path] if len(negs) else np.zeros(0, int)
+        fam = np.array([n.family for n in negs if n.path == path and n.measures], dtype=str)
         use_disc = len(xn) > 0
         refused = np.zeros(len(x), bool)
         neg_ref = np.zeros(len(xn), bool)
@@ -400,9 +421,9 @@ def build_gate_dict(
             if use_disc:
                 neg_ref[ntest] = fit_k.distances(xn[ntest]) > thr_k
                 dthr_k = disc_threshold(
-                    x[~test], f[~test], xn[~ntest], nf[~ntest], DISC_TARGET[path]
+                    x[~test], f[~test], xn[~ntest], nf[~ntest], fam[~ntest], DISC_TARGET[path]
                 )
-                w, b = logistic_fit(x[~test], xn[~ntest], fit_k)
+                w, b = logistic_fit(x[~test], xn[~ntest], fit_k, family_weights(fam[~ntest]))
                 refused[test] |= logistic_scores(x[test], fit_k, w, b) > dthr_k
                 neg_ref[ntest] |= logistic_scores(xn[ntest], fit_k, w, b) > dthr_k
         neg_unlike[on_path] = neg_ref
@@ -416,13 +437,13 @@ def build_gate_dict(
             "points": [[round(float(v), 4) for v in row] for row in fit.points],
         }
         if use_disc:
-            w, b = logistic_fit(x, xn, fit)
+            w, b = logistic_fit(x, xn, fit, family_weights(fam))
             discriminant[path] = {
                 "terms": "whitened features (this path's distance center/whiten), then "
                 "their squares",
                 "weights": [round(float(v), 6) for v in w],
                 "bias": round(b, 6),
-                "threshold": round(disc_threshold(x, f, xn, nf, DISC_TARGET[path]), 4),
+                "threshold": round(disc_threshold(x, f, xn, nf, fam, DISC_TARGET[path]), 4),
                 "fitted_on": f"{len(x)} real images against {len(xn)} real negatives "
                 f"(fingernail photos), {path} path",
             }
