@@ -20,9 +20,9 @@ Runs in the service venv (NumPy + OpenCV only) in about a minute. Steps:
 5. Discriminant (sites with real negatives in the open data: conjunctiva): a logistic
    regression on the whitened features and their squares, real crops against the
    fingernail photos' nail boxes, skin boxes, white board and whole photos (see
-   finger_negatives). Negatives are grouped by ``session`` and their sessions split into
-   the same number of folds; the threshold refuses DISC_TARGET[path] of out-of-fold real
-   crops, nested inside the CV as for the distance.
+   finger_negatives; each family weighs the same). Negatives are grouped by ``session``
+   and their sessions split into the same number of folds; the threshold refuses
+   DISC_TARGET[path] of out-of-fold real crops, nested inside the CV as for the distance.
 6. Report: CV refusal rates of real crops (outlined, automatic), and the refusal rate and
    reasons for each family of the negatives battery (ml.training.gate_battery).
 """
