@@ -17,6 +17,12 @@ Three kinds of check, all on a 56x56 copy of the tensor (see ``python -m ml.benc
    Mahalanobis fit on the real training crops, and its distance to the k-th nearest
    real crop is compared with a threshold chosen by subject-grouped cross-validation
    (one model per segmentation path: automatic masks take in some background).
+4. "Is this rather a finger?": a logistic discriminant on the same whitened features
+   (linear and squared terms) between the real crops and real negatives of the open data
+   (the fingernail photos: nail and skin boxes, the white board, whole photos), with a
+   threshold chosen by grouped CV (subjects for crops, sessions for negatives) so that it
+   refuses few real crops. The k-NN check alone lets nails and finger skin through: they
+   sit near the palest real crops.
 
 For the automatic path (no mask uploaded) the segmentation itself is judged: a mask that
 is small, stands out little from its surroundings (low contrast), or leaves much of the
@@ -254,6 +260,25 @@ class DistanceModel:
 
 
 @dataclass(frozen=True)
+class Discriminant:
+    """Log-odds that the photo is a real negative (finger, nail, skin, board), not a crop.
+
+    Uses its path's whitening (``center``, ``whiten``); the terms are the whitened
+    features z and their squares, so the boundary can curve around the crops' cloud.
+    """
+
+    center: np.ndarray
+    whiten: np.ndarray
+    weights: np.ndarray  # [2 * dims]
+    bias: float
+    threshold: float
+
+    def score(self, features: tuple[float, ...]) -> float:
+        z = (np.asarray(features, np.float64) - self.center) @ self.whiten
+        return float(self.bias + np.concatenate([z, z * z]) @ self.weights)
+
+
+@dataclass(frozen=True)
 class Gate:
     """Parameters of one site's gate (see gate.json) and the checks that use them."""
 
@@ -261,12 +286,16 @@ class Gate:
     distance_models: dict[Path_, DistanceModel]
     limits: dict[str, float]
     raw: dict[str, Any]
+    discriminants: dict[Path_, Discriminant] | None = None
 
     def reasons(self, m: Measures, how: Path_) -> list[str]:
         """The names of every check that fails (empty: the photo passes)."""
         out = self.hard_reasons(m, how)
         model = self.distance_models[how]
-        if model.distance(m.features) > model.threshold:
+        disc = self.discriminants[how] if self.discriminants else None
+        if model.distance(m.features) > model.threshold or (
+            disc is not None and disc.score(m.features) > disc.threshold
+        ):
             out.append("unlike_training_photos")
         return [r for r in REASONS if r in out]
 
@@ -377,11 +406,14 @@ def gate_from_dict(raw: Any, *, site: str) -> Gate:
     try:
         limits = {k: float(raw["limits"][k]) for k in LIMIT_KEYS}
         models = {how: _distance_model(raw["distance"][how]) for how in PATHS}
+        discs = None
+        if "discriminant" in raw:  # optional: a site without real negatives has none
+            discs = {how: _discriminant(raw["discriminant"][how], models[how]) for how in PATHS}
     except (KeyError, TypeError, ValueError) as exc:
         raise GateError(f"gate.json lacks or mangles a required field: {exc}") from exc
     if not all(math.isfinite(v) for v in limits.values()):
         raise GateError("gate.json holds a non-finite limit")
-    return Gate(site, models, limits, raw)
+    return Gate(site, models, limits, raw, discs)
 
 
 def _distance_model(section: Any) -> DistanceModel:
@@ -400,6 +432,16 @@ def _distance_model(section: Any) -> DistanceModel:
     if threshold <= 0:
         raise GateError("gate.json distance thresholds must be positive")
     return DistanceModel(center, whiten, points, k, threshold)
+
+
+def _discriminant(section: Any, model: DistanceModel) -> Discriminant:
+    weights = np.asarray(section["weights"], np.float64)
+    bias, threshold = float(section["bias"]), float(section["threshold"])
+    if weights.shape != (2 * len(FEATURE_NAMES),):
+        raise GateError(f"gate.json discriminant weights must be {2 * len(FEATURE_NAMES)} numbers")
+    if not (np.isfinite(weights).all() and math.isfinite(bias) and math.isfinite(threshold)):
+        raise GateError("gate.json holds a non-finite number")
+    return Discriminant(model.center, model.whiten, weights, bias, threshold)
 
 
 def load_gate(path: Path, *, site: str) -> Gate:

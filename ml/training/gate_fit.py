@@ -17,7 +17,13 @@ Runs in the service venv (NumPy + OpenCV only) in about a minute. Steps:
    threshold per path is the quantile of out-of-fold distances that refuses
    TARGET_REFUSAL[path] of real crops, chosen inside nested subject-grouped CV so that the
    reported refusal rate is measured on subjects that set neither the fit nor the threshold.
-5. Report: CV refusal rates of real crops (outlined, automatic), and the refusal rate and
+5. Discriminant (sites with real negatives in the open data: conjunctiva): a logistic
+   regression on the whitened features and their squares, real crops against the
+   fingernail photos' nail boxes, skin boxes, white board and whole photos (see
+   finger_negatives; each family weighs the same). Negatives are grouped by ``session``
+   and their sessions split into the same number of folds; the threshold refuses
+   DISC_TARGET[path] of out-of-fold real crops, nested inside the CV as for the distance.
+6. Report: CV refusal rates of real crops (outlined, automatic), and the refusal rate and
    reasons for each family of the negatives battery (ml.training.gate_battery).
 """
 
@@ -53,7 +59,14 @@ from ml.images import DecodedImage, decode_image
 from ml.preprocess import InputSpec, prepare_input
 from ml.segmentation import segment_conjunctiva
 from ml.training.data import SITE_IMAGE_KIND, labels_sha256, resolve_dataset_dir
-from ml.training.gate_battery import Negative, _boxes, battery, ellipse_outline
+from ml.training.gate_battery import (
+    Negative,
+    _boxes,
+    _rows,
+    battery,
+    ellipse_outline,
+    square_outline,
+)
 from ml.training.synthetic import encode_png, flatten_on_skin
 
 logger = logging.getLogger(__name__)
@@ -70,6 +83,14 @@ SEGMENTERS = {"conjunctiva": segment_conjunctiva}
 K_NEIGHBOURS = 5
 # What the runtime raises before the gate when the mask is (nearly) empty.
 NO_MASK_CODE = {"conjunctiva": "no_conjunctiva_found", "fingernail": "no_fingernail_found"}
+
+
+# Share of real crops the discriminant alone may refuse (out of fold), per path.
+DISC_TARGET = {"provided": 0.01, "automatic": 0.025}
+BALANCE_FAMILIES = True
+DISC_L2 = 1.0  # ridge penalty of the logistic regression (on whitened features)
+# The white-board area outlined in the fingernail photos (as in the battery).
+BOARD_BOX = (80, 60, 330, 400)
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,103 @@ def collect_positives(dataset_dir: Path, site: str, spec: InputSpec) -> list[Pos
             auto = measure(t_auto) if t_auto is not None else None
         out.append(Positive(file, subject, measure(tensor), auto))
     return out
+
+
+@dataclass(frozen=True)
+class RealNegative:
+    family: str
+    session: str
+    path: Path_
+    measures: Measures | None  # None: the runtime found no mask (refused before the gate)
+
+
+def finger_negatives(dataset_dir: Path, spec: InputSpec, site: str) -> list[RealNegative]:
+    """Every fingernail photo, as the service would receive it outlined or whole."""
+    out = []
+    for row in _rows(dataset_dir, "fingers_photo"):
+        rgb = decode_image((dataset_dir / row["file"]).read_bytes()).rgb
+        items: list[tuple[str, DecodedImage]] = [
+            ("nails_whole", square_outline(rgb, (0, 0, rgb.shape[1], rgb.shape[0]))),
+            ("nails_board_ellipse", ellipse_outline(rgb, BOARD_BOX)),
+        ]
+        for box in _boxes(row["nail_bboxes"]):
+            items.append(("nails_nail_box_ellipse", ellipse_outline(rgb, box)))
+            items.append(("nails_nail_box_square", square_outline(rgb, box)))
+        for box in _boxes(row["skin_bboxes"]):
+            items.append(("nails_skin_box_ellipse", ellipse_outline(rgb, box)))
+            items.append(("nails_skin_box_square", square_outline(rgb, box)))
+        for family, image in items:
+            how: Path_ = "provided" if image.mask is not None else "automatic"
+            tensor = _tensor(image, spec, site)
+            m = measure(tensor) if tensor is not None else None
+            out.append(RealNegative(family, row["session"], how, m))
+    return out
+
+
+def session_folds(negs: list[RealNegative], n_folds: int, seed: int) -> np.ndarray:
+    sessions = sorted({n.session for n in negs})
+    ids = {s: i for i, s in enumerate(sessions)}
+    return grouped_folds(np.array([ids[n.session] for n in negs]), n_folds, seed)
+
+
+def _terms(z: np.ndarray) -> np.ndarray:
+    return np.concatenate([z, z * z], axis=1)
+
+
+def logistic_fit(
+    pos: np.ndarray, neg: np.ndarray, fit: KnnFit, neg_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Weights and bias of P(negative), classes weighted equally; Newton steps, ridge.
+
+    ``neg_weight`` (relative, per negative) balances the negative families."""
+    x = _terms(np.vstack([(pos - fit.center) @ fit.whiten, (neg - fit.center) @ fit.whiten]))
+    y = np.r_[np.zeros(len(pos)), np.ones(len(neg))]
+    nw = np.ones(len(neg)) if neg_weight is None else np.asarray(neg_weight, np.float64)
+    sw = np.r_[np.full(len(pos), 0.5 / len(pos)), 0.5 * nw / nw.sum()]
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    ridge = np.full(xb.shape[1], DISC_L2 / len(x))
+    ridge[-1] = 0.0
+    w = np.zeros(xb.shape[1])
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))
+        grad = xb.T @ (sw * (p - y)) + ridge * w
+        hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(ridge + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if float(np.abs(step).max()) < 1e-8:
+            break
+    return w[:-1], float(w[-1])
+
+
+def logistic_scores(x: np.ndarray, fit: KnnFit, weights: np.ndarray, bias: float) -> np.ndarray:
+    return _terms((x - fit.center) @ fit.whiten) @ weights + bias
+
+
+def family_weights(families: np.ndarray) -> np.ndarray | None:
+    """Each family of negatives weighs the same in the fit (None: each photo does)."""
+    if not BALANCE_FAMILIES:
+        return None
+    names, inverse, counts = np.unique(families, return_inverse=True, return_counts=True)
+    return np.asarray(1.0 / counts[inverse], np.float64)
+
+
+def disc_threshold(
+    pos: np.ndarray,
+    pfolds: np.ndarray,
+    neg: np.ndarray,
+    nfolds: np.ndarray,
+    families: np.ndarray,
+    target: float,
+) -> float:
+    """The score refusing ``target`` of real crops, from out-of-fold scores."""
+    oof = np.empty(len(pos))
+    for k in np.unique(pfolds):
+        test = pfolds == k
+        fit = knn_fit(pos[~test])
+        keep = nfolds != k
+        w, b = logistic_fit(pos[~test], neg[keep], fit, family_weights(families[keep]))
+        oof[test] = logistic_scores(pos[test], fit, w, b)
+    return float(np.quantile(oof, 1 - target))
 
 
 def groups_for(positives: list[Positive]) -> np.ndarray:
@@ -252,31 +370,63 @@ def fit_limits(pos: list[Positive]) -> dict[str, float]:
 
 
 def build_gate_dict(
-    site: str, pos: list[Positive], folds: np.ndarray, labels: dict[str, str] | None = None
+    site: str,
+    pos: list[Positive],
+    folds: np.ndarray,
+    labels: dict[str, str] | None = None,
+    negs: list[RealNegative] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """gate.json content (without the report) and the CV report on the real crops."""
+    """gate.json content (without the report) and the CV report on the real crops.
+
+    With ``negs`` (real negatives) the gate also gets a discriminant per path, and the
+    report a ``real_negatives`` section: each family's refusal rate on held-out sessions.
+    """
     limits = fit_limits(pos)
     xp = np.array([p.provided.features for p in pos])
     auto = [p for p in pos if p.automatic is not None]
     xa = np.array([p.automatic.features for p in auto if p.automatic is not None])
+    negs = negs or []
+    nfolds_all = session_folds(negs, N_FOLDS, SEED) if negs else np.zeros(0, int)
     distance: dict[str, Any] = {}
+    discriminant: dict[str, Any] = {}
     cv: dict[str, np.ndarray] = {}
+    neg_unlike = np.zeros(len(negs), bool)  # held-out decision of distance + discriminant
     for path, x, f in (
         ("provided", xp, folds),
         ("automatic", xa, folds[[p.automatic is not None for p in pos]]),
     ):
         if path == "automatic" and (site not in SEGMENTERS or len(x) == 0):
             distance[path] = dict(distance["provided"])
+            if "provided" in discriminant:
+                discriminant[path] = dict(discriminant["provided"])
             continue
         # Each path has its own fit (the automatic masks take in some of the background).
         # Nested CV: the threshold applied to fold k comes from out-of-fold distances
         # within the other folds only; the shipped threshold from all out-of-fold ones.
         target = TARGET_REFUSAL[path]
+        on_path = np.array([n.path == path and n.measures is not None for n in negs], bool).reshape(
+            -1
+        )
+        xn = np.array([n.measures.features for n in negs if n.path == path and n.measures])
+        nf = nfolds_all[on_path] if len(negs) else np.zeros(0, int)
+        fam = np.array([n.family for n in negs if n.path == path and n.measures], dtype=str)
+        use_disc = len(xn) > 0
         refused = np.zeros(len(x), bool)
+        neg_ref = np.zeros(len(xn), bool)
         for k in np.unique(f):
-            test = f == k
+            test, ntest = f == k, nf == k
             thr_k = float(np.quantile(oof_distances(x[~test], f[~test]), 1 - target))
-            refused[test] = knn_fit(x[~test]).distances(x[test]) > thr_k
+            fit_k = knn_fit(x[~test])
+            refused[test] = fit_k.distances(x[test]) > thr_k
+            if use_disc:
+                neg_ref[ntest] = fit_k.distances(xn[ntest]) > thr_k
+                dthr_k = disc_threshold(
+                    x[~test], f[~test], xn[~ntest], nf[~ntest], fam[~ntest], DISC_TARGET[path]
+                )
+                w, b = logistic_fit(x[~test], xn[~ntest], fit_k, family_weights(fam[~ntest]))
+                refused[test] |= logistic_scores(x[test], fit_k, w, b) > dthr_k
+                neg_ref[ntest] |= logistic_scores(xn[ntest], fit_k, w, b) > dthr_k
+        neg_unlike[on_path] = neg_ref
         fit = knn_fit(x)
         distance[path] = {
             "center": [round(float(v), 6) for v in fit.center],
@@ -286,6 +436,17 @@ def build_gate_dict(
             "fitted_on": f"{len(x)} real images, {path} path",
             "points": [[round(float(v), 4) for v in row] for row in fit.points],
         }
+        if use_disc:
+            w, b = logistic_fit(x, xn, fit, family_weights(fam))
+            discriminant[path] = {
+                "terms": "whitened features (this path's distance center/whiten), then "
+                "their squares",
+                "weights": [round(float(v), 6) for v in w],
+                "bias": round(b, 6),
+                "threshold": round(disc_threshold(x, f, xn, nf, fam, DISC_TARGET[path]), 4),
+                "fitted_on": f"{len(x)} real images against {len(xn)} real negatives "
+                f"(fingernail photos), {path} path",
+            }
         cv[path] = refused
     raw: dict[str, Any] = {
         "format": GATE_FORMAT,
@@ -294,6 +455,8 @@ def build_gate_dict(
         "distance": distance,
         "limits": limits,
     }
+    if discriminant:
+        raw["discriminant"] = discriminant
     # Whole-gate CV refusal: limits are fixed from all crops (quantiles with margins);
     # the distance part is the nested out-of-fold decision above.
     gate = gate_from_dict(json.loads(json.dumps(raw)), site=site)
@@ -327,7 +490,38 @@ def build_gate_dict(
             "reasons": dict(sorted(reasons.items())),
             "refused_by_label": dict(sorted(by_label.items())),
         }
+    if negs:
+        report["real_negatives"] = real_negatives_report(gate, negs, neg_unlike)
     return raw, report
+
+
+def real_negatives_report(
+    gate: Gate, negs: list[RealNegative], unlike: np.ndarray
+) -> dict[str, Any]:
+    """Refusal per family of real negatives, each judged by a fit without its session."""
+    fams: dict[str, Counter[str]] = defaultdict(Counter)
+    for neg, is_unlike in zip(negs, unlike, strict=True):
+        f = fams[neg.family]
+        f["n"] += 1
+        if neg.measures is None:
+            rs = ["no_mask_found"]
+        else:
+            rs = gate.hard_reasons(neg.measures, neg.path)
+            if is_unlike:
+                rs.append("unlike_training_photos")
+        if rs:
+            f["refused"] += 1
+            f.update(f"reason:{r}" for r in rs)
+    out: dict[str, Any] = {}
+    for name in sorted(fams):
+        f = fams[name]
+        out[name] = {
+            "n": f["n"],
+            "refused": f["refused"],
+            "refusal_rate": round(f["refused"] / f["n"], 3),
+            "reasons": {k[7:]: v for k, v in sorted(f.items()) if k.startswith("reason:")},
+        }
+    return out
 
 
 def battery_report(gate: Gate, negatives: Iterable[Negative], spec: InputSpec) -> dict[str, Any]:
@@ -400,7 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     folds = grouped_folds(groups, N_FOLDS, SEED)
     with (dataset_dir / "labels.csv").open(newline="") as fh:
         labels = {r["file"]: r["label"] for r in csv.DictReader(fh)}
-    raw, cv_report = build_gate_dict(args.site, pos, folds, labels)
+    negs = finger_negatives(dataset_dir, spec, args.site) if args.site == "conjunctiva" else []
+    raw, cv_report = build_gate_dict(args.site, pos, folds, labels, negs)
+    real_neg = cv_report.pop("real_negatives", None)
     gate = gate_from_dict(json.loads(json.dumps(raw)), site=args.site)
     neg_report = battery_report(gate, battery(dataset_dir, args.site), spec)
     raw["evaluation"] = {
@@ -413,15 +609,26 @@ def main(argv: list[str] | None = None) -> int:
         "colour content); distance thresholds nested inside it",
         "target_distance_refusal": TARGET_REFUSAL,
         "real_crops_refused_in_cv": cv_report,
+        "target_discriminant_refusal": DISC_TARGET if negs else None,
+        "real_negatives_refused_in_cv": real_neg,
+        "real_negatives_note": "every fingernail photo of the open data (all three nail and "
+        "skin boxes, outlined as an ellipse and as an opaque square, the white board, the "
+        "whole photo); each judged by a distance and discriminant fitted without its "
+        "session's photos (5 folds of sessions, paired with the crops' folds)",
         "negatives": neg_report,
         "negatives_note": "built by ml.training.gate_battery (deterministic, in memory); "
-        "procedural scenes are simple stand-ins for real photos and were not used to fit "
+        "the nails_* families are the fingernail photos the discriminant was fitted on "
+        "(in-sample for the shipped gate: see real_negatives_refused_in_cv for held-out "
+        "sessions); procedural scenes are simple stand-ins for real photos and were not "
+        "used to fit "
         "anything",
     }
     out = Path(args.out) if args.out else REPO_ROOT / "model" / args.site / GATE_FILE
     out.write_text(_compact_json(raw), encoding="utf-8")
     for path, r in cv_report.items():
         logger.info("real crops, %s: %s", path, r)
+    for name, r in (real_neg or {}).items():
+        logger.info("held-out sessions %-30s %3d/%3d refused", name, r["refused"], r["n"])
     for name, r in neg_report.items():
         logger.info("%-40s %3d/%3d refused %s", name, r["refused"], r["n"], r["codes"])
     logger.info("wrote %s", out)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,12 @@ from ml.gate import (
     advice_for,
     gate_from_dict,
     load_gate,
+    measure,
 )
 from ml.images import DecodedImage, ImageError, decode_image
 from ml.runtime import Model, ModelLoadError, ModelRegistry, NoConjunctivaFound
 from ml.training import gate_battery as battery
+from ml.training import gate_fit
 from ml.training.data import load_samples
 from ml.training.synthetic import encode_png, flatten_on_skin
 
@@ -189,6 +192,76 @@ def test_it_refuses_the_white_board_of_the_fingernail_photos(
     assert sum(outcome(model, n.image) is not None for n in skin) >= 0.8 * len(skin)
 
 
+def _finger_photos(dataset_dir: Path, every: int) -> list[tuple[str, DecodedImage]]:
+    """(family, image): whole finger photos and each nail/skin box outlined or squared."""
+    out: list[tuple[str, DecodedImage]] = []
+    for row in battery._rows(dataset_dir, "fingers_photo")[2::every]:
+        rgb = decode_image((dataset_dir / row["file"]).read_bytes()).rgb
+        out.append(("whole", battery._image(rgb, None)))
+        for box in battery._boxes(row["nail_bboxes"]):
+            out.append(("nail_ellipse", battery.ellipse_outline(rgb, box)))
+        for box in battery._boxes(row["skin_bboxes"])[:1]:
+            out.append(("skin_ellipse", battery.ellipse_outline(rgb, box)))
+            out.append(("skin_square", battery.square_outline(rgb, box)))
+    return out
+
+
+def test_it_refuses_photos_of_fingers_outlined_and_whole(model: Model, dataset_dir: Path) -> None:
+    photos = _finger_photos(dataset_dir, every=7)
+    refused: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    for family, image in photos:
+        seen[family] += 1
+        exc = outcome(model, image)
+        if exc is not None:
+            refused[family] += 1
+            assert exc.code in {"not_a_conjunctiva", "photo_quality", "no_conjunctiva_found"}
+    assert seen["whole"] >= 25 and seen["nail_ellipse"] >= 75
+    assert refused["nail_ellipse"] == seen["nail_ellipse"]
+    assert refused["skin_ellipse"] == seen["skin_ellipse"]
+    assert refused["skin_square"] == seen["skin_square"]
+    assert refused["whole"] >= 0.9 * seen["whole"]
+
+
+def test_fingers_are_refused_on_sessions_the_fit_never_saw(model: Model) -> None:
+    """The shipped evaluation: each finger photo judged by a fit without its session."""
+    ev = model.gate.raw["evaluation"]
+    held_out = ev["real_negatives_refused_in_cv"]
+    assert ev["n_images"] >= 600
+    for family in ("nails_nail_box_ellipse", "nails_skin_box_ellipse", "nails_board_ellipse"):
+        assert held_out[family]["n"] >= 200 and held_out[family]["refusal_rate"] >= 0.98
+    assert held_out["nails_skin_box_square"]["refusal_rate"] >= 0.95
+    assert held_out["nails_whole"]["refusal_rate"] >= 0.85
+
+
+def test_the_discriminant_recipe_refuses_nails_of_held_out_sessions(
+    model: Model, dataset_dir: Path
+) -> None:
+    """Refit the discriminant without four sessions; their nails are still refused."""
+    spec = model.spec
+    crops = sample_crops(dataset_dir, every=2)
+    tensors = [gate_fit._tensor(c, spec, "conjunctiva") for c in crops]
+    x_pos = np.array([measure(t).features for t in tensors if t is not None])
+    rows = battery._rows(dataset_dir, "fingers_photo")
+    sessions = sorted({r["session"] for r in rows})
+    held = set(sessions[::4])
+    train: list[tuple[float, ...]] = []
+    test: list[tuple[float, ...]] = []
+    for row in rows[::2]:
+        rgb = decode_image((dataset_dir / row["file"]).read_bytes()).rgb
+        for box in battery._boxes(row["nail_bboxes"]):
+            tensor = gate_fit._tensor(battery.ellipse_outline(rgb, box), spec, "conjunctiva")
+            if tensor is not None:
+                (test if row["session"] in held else train).append(measure(tensor).features)
+    assert len(test) >= 30 and len(train) >= 100
+    fit = gate_fit.knn_fit(x_pos)
+    w, b = gate_fit.logistic_fit(x_pos, np.array(train), fit)
+    pos_scores = gate_fit.logistic_scores(x_pos, fit, w, b)
+    threshold = float(np.quantile(pos_scores, 0.99))
+    test_scores = gate_fit.logistic_scores(np.array(test), fit, w, b)
+    assert (test_scores > threshold).mean() >= 0.95
+
+
 def test_it_refuses_a_flat_colour_for_lack_of_texture(model: Model) -> None:
     rgb = np.zeros((120, 200, 3), np.uint8)
     rgb[...] = (200, 100, 100)  # a conjunctiva-like pink, perfectly flat
@@ -249,11 +322,15 @@ def _mangled(raw: dict[str, Any], how: str) -> dict[str, Any]:
         raw["distance"]["provided"]["threshold"] = float("nan")
     elif how == "features":
         raw["features"] = raw["features"][::-1]
+    elif how == "discriminant":
+        raw["discriminant"]["automatic"]["weights"] = raw["discriminant"]["automatic"]["weights"][
+            :-1
+        ]
     return raw
 
 
 @pytest.mark.parametrize(
-    "how", ["format", "site", "limit", "shape", "points", "k", "nan", "features"]
+    "how", ["format", "site", "limit", "shape", "points", "k", "nan", "features", "discriminant"]
 )
 def test_a_malformed_gate_is_a_load_error(model_dir: Path, tmp_path: Path, how: str) -> None:
     path = _copy_site(model_dir, tmp_path)
