@@ -91,8 +91,11 @@ def prediction_create(
     user = owner if owner is not None and owner.is_authenticated else None
     # One transaction for the row and its audit entry (auditlog's post_save receiver and
     # the hash chain join it): both are stored or neither, and the request waits for one
-    # commit (one WAL flush) instead of three.
-    with transaction.atomic():
+    # commit (one WAL flush) instead of three. Inside AtomicUploadMiddleware's request
+    # transaction, no savepoint (two round trips) unless a caller's `in_transaction` may
+    # raise and the caller then goes on using the connection (idempotency's claim release).
+    # Without one, any other error here ends the request with the transaction rolled back.
+    with transaction.atomic(savepoint=in_transaction is not None):
         prediction = Prediction.objects.create(
             message_id=message_id_new(),
             condition=model.card.condition,
