@@ -9,13 +9,14 @@ What it does, in one run:
    SECRET_KEY set, LOG_LEVEL=WARNING, JSON logs, PROMETHEUS_MULTIPROC_DIR, audit and
    metrics on, anonymous throttling set out of reach) bound to 127.0.0.1 on free
    ports, and times process start to the first 200 from /health/ready (--reps times).
-3. Keeps four servers up against the one database: the service with WEB_CONCURRENCY
-   workers; the naive pipeline (bench/naive_wsgi.py) with as many; and two
+3. Keeps five servers up against the one database: the service with WEB_CONCURRENCY
+   workers; the naive pipeline (bench/naive_wsgi.py) with as many; the naive design
+   (bench/naive_flask.py: Flask, no segmentation, no audit) with as many; and two
    independent instances with half the workers each, for scale-out.
 4. A load generator in its own process (bench/loadgen.py) posts three workloads
    (a 12 MP ~3 MB phone JPEG, a ~600x400 browser-crop JPEG, the real PNG crops) at
-   concurrency 1 and at the worker count, alternating service and naive pipeline so that
-   both see the same machine, --reps times; the tables show medians of the reps.
+   concurrency 1 and at the worker count (or --concurrency), alternating the service and
+   its peers so that all see the same machine, --reps times; the tables show medians of the reps.
 5. Reads peak RSS (VmHWM) of every worker, checks that the two scale-out instances'
    Prometheus counters and the new database rows add up to what the client sent.
 
@@ -382,8 +383,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=5.0, help="seconds per scenario run")
     p.add_argument("--max-requests", type=int, default=5000, help="cap per scenario run")
     p.add_argument("--workers", type=int, default=cpu_count(), help="WEB_CONCURRENCY")
+    p.add_argument("--concurrency", default="",
+                   help="client concurrencies, comma-separated (default: 1 and --workers)")
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
+    p.add_argument("--no-flask", action="store_true",
+                   help="skip the naive design (bench/naive_flask.py)")
     p.add_argument("--no-scale-out", action="store_true", help="skip the two-instance run")
     p.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = p.parse_args(argv)
@@ -401,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     workers = max(1, args.workers)
-    concurrencies = sorted({1, workers})
+    concurrencies = sorted({int(c) for c in args.concurrency.split(",") if c.strip()}
+                           or {1, workers})
     started_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     load_before = load_average()
     print(f"HealthGuard Vision benchmark, {started_at}; {cpu_count()} CPUs; "
@@ -431,12 +437,16 @@ def main(argv: list[str] | None = None) -> int:
         service = Server("service", workers, database_url, workdir, model_dir=models)
         naive = Server("naive", workers, database_url, workdir, app="bench.naive_wsgi:application",
                        model_dir=models, extra_env={"DB_CONN_MAX_AGE": "0"})
+        flask = Server("flask", workers, database_url, workdir, app="bench.naive_flask:app",
+                       model_dir=models)
         half = max(1, workers // 2)
         scale = [Server("scale-a", half, database_url, workdir, model_dir=models),
                  Server("scale-b", half, database_url, workdir, model_dir=models)]
         servers = [service]
         if not args.no_naive:
             servers.append(naive)
+        if not args.no_flask:
+            servers.append(flask)
         if not args.no_scale_out:
             servers.extend(scale)
         loadgen = LoadGenerator()
@@ -449,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["naive_ready_s"] = naive.ready_s
                 report["uploads"] = {w: loadgen.ask({"cmd": "describe", "workload": w})
                                      for w in args.workloads}
-                report.update(measure(args, loadgen, servers, service, naive, scale,
+                report.update(measure(args, loadgen, servers, [service, naive, flask], scale,
                                       concurrencies, database_url))
             finally:
                 loadgen.close()
@@ -474,8 +484,8 @@ def cpu_per_request(cpu_seconds: float, result: dict[str, Any]) -> float:
 
 
 def measure(
-    args: argparse.Namespace, loadgen: LoadGenerator, servers: list[Server], service: Server,
-    naive: Server, scale: list[Server], concurrencies: list[int], database_url: str,
+    args: argparse.Namespace, loadgen: LoadGenerator, servers: list[Server], peers: list[Server],
+    scale: list[Server], concurrencies: list[int], database_url: str,
 ) -> dict[str, Any]:
     # Warm-up: every server sees every workload a few times before anything is timed.
     warmup_errors: dict[str, int] = {}
@@ -503,8 +513,8 @@ def measure(
         print(f"run {rep + 1}/{args.reps} (load average {load_average()})", flush=True)
         for workload in args.workloads:
             for conc in concurrencies:
-                # Service and naive pipeline back to back: the ratio sees the same machine.
-                for server in (service, naive):
+                # Service and its peers back to back: the ratios see the same machine.
+                for server in peers:
                     if server in servers:
                         cpu_before = server.cpu_seconds()
                         result = loadgen.run(workload, [server.port], conc, args.duration,
@@ -577,6 +587,79 @@ def latency_table(rows: list[Scenario], uploads: dict[str, Any]) -> list[str]:
     return lines
 
 
+def gain_table(scen: dict[tuple[str, str, int], Scenario], peer: str) -> list[str]:
+    """The service beside `peer`, scenario by scenario: ratios > 1 favour the service."""
+    lines = [f"| workload | conc | {peer} p50 ms | service p50 ms | p50 speed-up | {peer} req/s "
+             f"| service req/s | throughput ratio | {peer} CPU ms/req | service CPU ms/req "
+             "| CPU ratio |",
+             "|---|" + "---:|" * 10]
+    rows = sorted((s for k, s in scen.items() if k[0] == peer),
+                  key=lambda s: (WORKLOADS.index(s.workload), s.concurrency))
+    for n in rows:
+        s = scen.get(("service", n.workload, n.concurrency))
+        if s is None:
+            continue
+        np50, sp50 = n.median("latency_ms", "p50"), s.median("latency_ms", "p50")
+        nrps, srps = n.median("rps"), s.median("rps")
+        ncpu, scpu = n.median("server_cpu_ms"), s.median("server_cpu_ms")
+        lines.append(
+            f"| {n.workload} | {n.concurrency} | {_fmt(np50)} | {_fmt(sp50)} "
+            f"| {_fmt(np50 / sp50 if sp50 else float('nan'), 2)}x | {_fmt(nrps)} "
+            f"| {_fmt(srps)} | {_fmt(srps / nrps if nrps else float('nan'), 2)}x "
+            f"| {_fmt(ncpu)} | {_fmt(scpu)} "
+            f"| {_fmt(ncpu / scpu if scpu else float('nan'), 2)}x |"
+        )
+    return lines
+
+
+# (workload, what, concurrency, target, at most?) -- the numbers of issue 15.
+TARGETS: tuple[tuple[str, str, int, float, bool], ...] = (
+    ("browser", "p50 ms", 1, 10.0, True),
+    ("browser", "req/s", 4, 150.0, False),
+    ("browser", "x naive design req/s", 4, 2.0, False),
+    ("browser", "database stage p50 ms", 1, 3.0, True),
+    ("browser", "preprocess (segmentation + resize) p50 ms", 1, 3.0, True),
+    ("browser", "outside the stages p50 ms", 1, 3.0, True),
+    ("phone", "p50 ms", 1, 35.0, True),
+    ("phone", "req/s", 2, 50.0, False),
+    ("phone", "x naive design req/s", 2, 2.5, False),
+)
+
+
+def _target_value(scen: dict[tuple[str, str, int], Scenario], workload: str, what: str,
+                  conc: int) -> float:
+    s = scen.get(("service", workload, conc))
+    if s is None:
+        return float("nan")
+    if what == "p50 ms":
+        return s.median("latency_ms", "p50")
+    if what == "req/s":
+        return s.median("rps")
+    if what.startswith("x naive design"):
+        f = scen.get(("flask", workload, conc))
+        frps = f.median("rps") if f else float("nan")
+        return s.median("rps") / frps if frps else float("nan")
+    stage = {"database stage p50 ms": ("server_ms", "database"),
+             "preprocess (segmentation + resize) p50 ms": ("server_ms", "preprocess"),
+             "outside the stages p50 ms": ("server_ms", "outside")}[what]
+    return s.median(*stage)
+
+
+def targets_table(scen: dict[tuple[str, str, int], Scenario]) -> list[str]:
+    lines = ["| workload | measure | conc | target | measured | |", "|---|---|---:|---:|---:|---|"]
+    for workload, what, conc, target, at_most in TARGETS:
+        value = _target_value(scen, workload, what, conc)
+        if value != value:  # NaN: that scenario did not run
+            verdict = f"not measured (run with --concurrency including {conc})"
+        else:
+            verdict = "met" if (value <= target if at_most else value >= target) else "MISSED"
+        sign = "<=" if at_most else ">="
+        lines.append(f"| {workload} | {what} | {conc} | {sign} {target:g} | {_fmt(value, 2)} "
+                     f"| {verdict} |")
+    lines.append("| - | audited writes/s, 8 writers | - | >= 1000 | - | not measured yet |")
+    return lines
+
+
 def print_report(report: dict[str, Any], args: argparse.Namespace, workers: int) -> None:
     scen = _scenarios(report)
     uploads = report.get("uploads", {})
@@ -607,25 +690,22 @@ def print_report(report: dict[str, Any], args: argparse.Namespace, workers: int)
                 "its read+hash stage; the new connection is opened inside the database stage.",
                 ""]
         out.extend(latency_table(naive_rows, uploads))
-        out += ["", "### Gain, measured side by side", "",
-                "| workload | conc | naive p50 ms | service p50 ms | p50 speed-up | naive req/s "
-                "| service req/s | throughput gain | naive CPU ms/req | service CPU ms/req "
-                "| CPU gain |",
-                "|---|" + "---:|" * 10]
-        for n in naive_rows:
-            s = scen.get(("service", n.workload, n.concurrency))
-            if s is None:
-                continue
-            np50, sp50 = n.median("latency_ms", "p50"), s.median("latency_ms", "p50")
-            nrps, srps = n.median("rps"), s.median("rps")
-            ncpu, scpu = n.median("server_cpu_ms"), s.median("server_cpu_ms")
-            out.append(
-                f"| {n.workload} | {n.concurrency} | {_fmt(np50)} | {_fmt(sp50)} "
-                f"| {_fmt(np50 / sp50 if sp50 else float('nan'), 2)}x | {_fmt(nrps)} "
-                f"| {_fmt(srps)} | {_fmt(srps / nrps if nrps else float('nan'), 2)}x "
-                f"| {_fmt(ncpu)} | {_fmt(scpu)} "
-                f"| {_fmt(ncpu / scpu if scpu else float('nan'), 2)}x |"
-            )
+        out += ["", "### Gain over the naive pipeline, measured side by side", ""]
+        out.extend(gain_table(scen, "naive"))
+
+    flask_rows = [scen[k] for k in scen if k[0] == "flask"]
+    if flask_rows:
+        flask_rows.sort(key=lambda s: (WORKLOADS.index(s.workload), s.concurrency))
+        out += ["", "### The naive design (bench/naive_flask.py: Flask, full-resolution decode, "
+                "one interpreter per worker, one autocommit INSERT, no segmentation, no audit), "
+                "same run", "",
+                "It sends no Server-Timing: only client latency, req/s and CPU are measured.", ""]
+        out.extend(latency_table(flask_rows, uploads))
+        out += ["", "### The service against the naive design, measured side by side", ""]
+        out.extend(gain_table(scen, "flask"))
+
+    out += ["", "### Targets (issue 15)", ""]
+    out.extend(targets_table(scen))
 
     scale_rows = [scen[k] for k in scen if k[0] == "scale-out"]
     if scale_rows:
