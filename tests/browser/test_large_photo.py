@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.browser.tracing import png_from_multipart, view_of
+from tests.conftest import conjunctiva_images
 
 pytestmark = pytest.mark.browser
 LIMIT = 1024 * 1024
@@ -20,9 +21,21 @@ def big_photo(tmp_path, settings):
     settings.MAX_UPLOAD_BYTES = LIMIT
     # 12 megapixels of fine detail: a JPEG well over the limit, and a PNG of any large
     # part of it even more so.
+    # A real inner eyelid (its texture filled out to the whole frame), so that the photo
+    # gate lets the outline through: 12 MP of it with fine grain.
+    rgba = cv2.imdecode(
+        np.frombuffer(conjunctiva_images()[2].read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED
+    )
+    inside = rgba[:, :, 3] >= 128
+    ys, xs = np.nonzero(inside)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    bgr = np.ascontiguousarray(rgba[box][:, :, :3])
+    hole = (~inside[box]).astype(np.uint8) * 255
+    bgr = cv2.inpaint(bgr, hole, 5, cv2.INPAINT_TELEA)
+    big = cv2.resize(bgr, (4000, 3000), interpolation=cv2.INTER_CUBIC)
     rng = np.random.default_rng(7)
-    pixels = rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
-    pixels[:, :, 2] = np.maximum(pixels[:, :, 2], 150)  # reddish, like the eyelid
+    grain = rng.integers(-10, 11, big.shape)
+    pixels = np.clip(big.astype(np.int16) + grain, 0, 255).astype(np.uint8)
     path = tmp_path / "big.jpg"
     assert cv2.imwrite(str(path), pixels, [cv2.IMWRITE_JPEG_QUALITY, 97])
     assert path.stat().st_size > LIMIT
