@@ -121,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if dataset_dir is None or not (dataset_dir / "labels.csv").is_file():
         print("no dataset: pass --dataset-dir or set HEALTHGUARD_DATASET_DIR", file=sys.stderr)
         return 2
+    if args.site == "fingernail":
+        from ml.training.nails_train import evaluate_fingernail
+
+        print(json.dumps(evaluate_fingernail(dataset_dir, Path(args.model_dir)), indent=2))
+        return 0
     site_dir = Path(args.model_dir) / args.site
     card_path = site_dir / "card.json"
     card: dict[str, Any] = json.loads(card_path.read_text(encoding="utf-8"))

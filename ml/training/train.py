@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset-dir", help="labelled dataset (else $HEALTHGUARD_DATASET_DIR)")
     parser.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR))
-    parser.add_argument("--site", default="conjunctiva", choices=["conjunctiva"])
-    parser.add_argument("--version", default="conjunctiva-1.0.0")
+    parser.add_argument("--site", default="conjunctiva", choices=["conjunctiva", "fingernail"])
+    parser.add_argument("--version", help="default: conjunctiva-1.0.0 / fingernail-1.0.0")
     parser.add_argument("--skip-cv", action="store_true", help="skip cross-validation (faster)")
     parser.add_argument(
         "--train-rows",
@@ -188,6 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     if dataset_dir is None or not (dataset_dir / "labels.csv").is_file():
         print("no dataset: pass --dataset-dir or set HEALTHGUARD_DATASET_DIR", file=sys.stderr)
         return 2
+    if args.site == "fingernail":
+        from ml.training.nails_train import VERSION, train_fingernail
+
+        summary = train_fingernail(
+            dataset_dir, Path(args.model_dir), version=args.version or VERSION, skip_cv=args.skip_cv
+        )
+        print(json.dumps(summary, indent=2))
+        return 0
+    args.version = args.version or "conjunctiva-1.0.0"
     cfg = RecipeConfig()
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
