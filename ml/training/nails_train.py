@@ -378,12 +378,14 @@ def evaluate_fingernail(dataset_dir: Path, model_dir: Path) -> dict[str, Any]:
     code path gives what the NumPy recipe gives, and records outputs for the tests.
     """
     from ml.images import decode_image
-    from ml.runtime import RUNTIME_NAME, ModelRegistry
+    from ml.card import load_card
+    from ml.runtime import RUNTIME_NAME, Model
 
     site_dir = model_dir / SITE
     card_path = site_dir / "card.json"
     card: dict[str, Any] = json.loads(card_path.read_text(encoding="utf-8"))
-    model = ModelRegistry.from_dir(model_dir).get(SITE)
+    # This site's folder only: the evaluation must not depend on another site's model.
+    model = Model(site_dir / "model.tflite", load_card(card_path))
     params = params_from_dict(card["model"]["head"])
     spec = InputSpec(size=int(card["input"]["size"]))
     samples = load_nail_samples(dataset_dir)
