@@ -32,9 +32,13 @@ VERSION = "fingernail-1.0.0"
 IMAGE_KIND = "fingers_photo"
 ANEMIC_BELOW_G_DL = 12.0  # non-pregnant adult women; men's cut-off (13.0) unusable: sex unknown
 NON_ANEMIC_FROM_G_DL = 13.0
-COLUMNS = ["p_anemic", "hb_mean_g_dl", "hb_scale_g_dl"]
+COLUMNS = ["p_anemic", "hb_mean_g_dl", "hb_scale_g_dl"]  # then "feature:<name>" columns
 INTERVAL_LEVEL = 0.9
 CLIP_G_DL = (4.0, 18.0)
+RISK_LOW, RISK_HIGH = 0.3, 0.7
+# As for the conjunctiva model (ml.training.graph.agree): a HIGH result's estimate sits at
+# least this far below the cut-off, a LOW result's at or above it.
+AGREE_MARGIN_G_DL = 0.1
 CALIBRATION_EDGES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 # Photos whose runtime outputs the card records and tests/ml/test_fingernail.py re-checks:
 # one per session for six sessions, both labels and one blank-label (12-13 g/dL) photo.
@@ -173,8 +177,19 @@ def predict_nail_features(params: NailParams, feats: np.ndarray) -> np.ndarray:
     xs = (feats - params.feature_mean) / params.feature_scale
     logit = xs @ params.w_cls + params.b_cls
     p = 1.0 / (1.0 + np.exp(-(params.platt_a * logit + params.platt_b)))
-    hb = xs @ params.w_hb + params.b_hb
+    hb = agree_np(p, xs @ params.w_hb + params.b_hb)
     return np.stack([p, hb, np.full(len(xs), params.hb_scale)], axis=1)
+
+
+def agree_np(p: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The Hb estimate moved to the side of the 12.0 cut-off the risk level says.
+
+    Same rule as the conjunctiva model (ml.training.graph.agree / recipe.agree_np): HIGH
+    (p >= 0.7) caps it at cut-off - margin, LOW (p < 0.3) floors it at the cut-off.
+    """
+    capped = np.minimum(mean, ANEMIC_BELOW_G_DL - AGREE_MARGIN_G_DL)
+    floored = np.maximum(mean, ANEMIC_BELOW_G_DL)
+    return np.where(p >= RISK_HIGH, capped, np.where(p < RISK_LOW, floored, mean))
 
 
 def interval(mean: np.ndarray, params: NailParams) -> tuple[np.ndarray, np.ndarray]:

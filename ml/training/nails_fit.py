@@ -25,6 +25,7 @@ from ml.training.nails import (
     NailConfig,
     NailParams,
     NailSample,
+    agree_np,
     erode_mask,
     feature_matrix,
     interval,
@@ -83,7 +84,9 @@ def fit_nail_recipe(
     platt = LogisticRegression(C=1e6, max_iter=1000).fit(
         oof_logit[labelled].reshape(-1, 1), y[labelled]
     )
-    residual = np.abs(hb - oof_hb)
+    # The interval is centred on the shipped estimate, i.e. after the agreement rule.
+    oof_p = platt.predict_proba(oof_logit.reshape(-1, 1))[:, 1]
+    residual = np.abs(hb - agree_np(oof_p, oof_hb))
     hb_scale = float(np.sqrt(np.mean(residual**2)))
     q = conformal_quantile(residual / hb_scale)
     clf, reg = _fit_heads(xs, y, labelled, hb, cfg)

@@ -12,8 +12,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ml.training.graph import features_tf
-from ml.training.nails import NailParams
+from ml.training.graph import HbHead, agree, features_tf
+from ml.training.nails import (
+    AGREE_MARGIN_G_DL,
+    ANEMIC_BELOW_G_DL,
+    RISK_HIGH,
+    RISK_LOW,
+    NailParams,
+)
 
 
 def _eroded(x: tf.Tensor) -> tf.Tensor:
@@ -24,6 +30,20 @@ def _eroded(x: tf.Tensor) -> tf.Tensor:
 
 def nail_features_tf(x: tf.Tensor, params: NailParams) -> tf.Tensor:
     return features_tf(_eroded(x), params.thresholds, params.widths)
+
+
+# graph.agree reads only the cut-off, margin and risk thresholds from its HbHead.
+_AGREE = HbHead(
+    mlps=(),
+    target_mean=0.0,
+    target_scale=1.0,
+    scale_w=np.zeros((1, 1), dtype=np.float32),
+    scale_b=0.0,
+    cutoff=ANEMIC_BELOW_G_DL,
+    low=RISK_LOW,
+    high=RISK_HIGH,
+    margin=AGREE_MARGIN_G_DL,
+)
 
 
 class FingernailModule(tf.Module):
@@ -37,9 +57,11 @@ class FingernailModule(tf.Module):
         z = (f - tf.constant(p.feature_mean)) / tf.constant(p.feature_scale)
         logit = tf.matmul(z, tf.constant(p.w_cls.reshape(-1, 1))) + p.b_cls
         prob = tf.sigmoid(p.platt_a * logit + p.platt_b)
-        hb = tf.matmul(z, tf.constant(p.w_hb.reshape(-1, 1))) + p.b_hb
+        hb = agree(prob, tf.matmul(z, tf.constant(p.w_hb.reshape(-1, 1))) + p.b_hb, _AGREE)
         scale = tf.ones_like(hb) * p.hb_scale
-        return tf.concat([prob, hb, scale], axis=1)
+        # The raw features ride along as "feature:<name>" columns (ignored by the runtime),
+        # as in the conjunctiva model, so tests can check them against the NumPy recipe.
+        return tf.concat([prob, hb, scale, f], axis=1)
 
 
 def export_nail_tflite(params: NailParams, path: Path, size: int) -> bytes:

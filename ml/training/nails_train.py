@@ -1,7 +1,7 @@
 """Train, cross-validate, export and card the fingernail model; record reference outputs.
 
-Reached through ``python -m ml.training.train --site fingernail`` and
-``python -m ml.training.evaluate --site fingernail``.
+Reached through ``python -m ml.training.train --site fingernail`` (one command: the
+session-grouped CV is the evaluation; the last step checks the runtime path).
 """
 
 from __future__ import annotations
@@ -160,21 +160,27 @@ def check_tflite_columns(blob: bytes, tensors: list[np.ndarray], ref: np.ndarray
     for t, r in zip(tensors, ref, strict=True):
         interpreter.set_tensor(inp, t[None].astype(np.float32))
         interpreter.invoke()
-        got = np.asarray(interpreter.get_tensor(out)).reshape(-1)
+        got = np.asarray(interpreter.get_tensor(out)).reshape(-1)[: ref.shape[1]]
         worst = np.maximum(worst, np.abs(got - r))
     return [float(w) for w in worst]
 
 
 def train_fingernail(
-    dataset_dir: Path, model_dir: Path, *, version: str = VERSION, skip_cv: bool = False
+    dataset_dir: Path,
+    model_dir: Path,
+    *,
+    version: str = VERSION,
+    skip_cv: bool = False,
+    cv_repeats: int = 5,
 ) -> dict[str, Any]:
-    """Fit on all 211 photos, cross-validate by session, export and write card.json."""
+    """Fit on all 211 photos, cross-validate by session, export, write card.json, then run
+    every photo through ml.runtime and record the reference outputs."""
     import tensorflow as tf
 
     from ml.training.nails_fit import cross_validate_nails, fit_nail_recipe, pooled_figures
     from ml.training.nails_graph import export_nail_tflite, nail_features_for_check
 
-    cfg = NailConfig()
+    cfg = NailConfig(cv_repeats=cv_repeats)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     tf.random.set_seed(cfg.seed)
@@ -236,7 +242,9 @@ def train_fingernail(
         }
     write_card(site_dir, card)
     logger.info("wrote %s (%d bytes) and card.json", site_dir / "model.tflite", len(blob))
+    reference = evaluate_fingernail(dataset_dir, model_dir)
     return {
+        "reference_outputs": reference["runtime_vs_numpy_max_abs_diff"],
         "cross_validation": None
         if cv is None
         else {k: v for k, v in cv.items() if k != "per_fold"},
@@ -286,13 +294,15 @@ def build_card(
         },
         "output": {
             "name": "columns",
-            "shape": [1, len(COLUMNS)],
-            "columns": COLUMNS,
+            "shape": [1, len(COLUMNS) + len(feature_names())],
+            "columns": [*COLUMNS, *(f"feature:{n}" for n in feature_names())],
             "meaning": {
                 "p_anemic": f"calibrated probability that Hb < {ANEMIC_BELOW_G_DL} g/dL",
                 "hb_mean_g_dl": "haemoglobin estimate, g/dL (ridge regression)",
                 "hb_scale_g_dl": "spread of the estimate, g/dL (constant: the out-of-fold RMS "
-                "error; no locally adaptive spread was better)",
+                "error; a locally adaptive spread was not tried)",
+                "feature:<name>": "the raw in-graph features (ignored by the runtime; tests "
+                "compare them with the NumPy recipe)",
             },
         },
         "risk": {
@@ -331,6 +341,9 @@ def build_card(
         "training": {
             "command": "python -m ml.training.train --site fingernail --dataset-dir DIR",
             "config": cfg.as_dict(),
+            "hb_agreement_rule": "the Hb estimate is moved to the side of the 12.0 cut-off "
+            "that the risk level says (HIGH: at most 11.9; LOW: at least 12.0), as for the "
+            "conjunctiva model; all Hb figures are after this rule",
             "dataset": "Yakimov2024-fingernails fingers_photo rows of labels.csv",
             "rows": "all 211 photos (none held out here: the sealed sessions are the test)",
             "mask": "union of the three nail_bboxes ([y_min, x_min, y_max, x_max]) as given",
@@ -377,8 +390,8 @@ def evaluate_fingernail(dataset_dir: Path, model_dir: Path) -> dict[str, Any]:
     photo here, so scoring them again would be in-sample); this checks that the service's
     code path gives what the NumPy recipe gives, and records outputs for the tests.
     """
-    from ml.images import decode_image
     from ml.card import load_card
+    from ml.images import decode_image
     from ml.runtime import RUNTIME_NAME, Model
 
     site_dir = model_dir / SITE
@@ -413,7 +426,7 @@ def evaluate_fingernail(dataset_dir: Path, model_dir: Path) -> dict[str, Any]:
                 }
             )
     card["reference_outputs"] = {
-        "command": "python -m ml.training.evaluate --site fingernail --dataset-dir DIR",
+        "command": "python -m ml.training.train --site fingernail --dataset-dir DIR (last step)",
         "runtime": RUNTIME_NAME,
         "how": "each photo PNG-encoded as the page sends it (alpha 255 on the nail boxes, RGB "
         "0 elsewhere), decode_image -> Model.predict. In-sample: a code-path check, not a "

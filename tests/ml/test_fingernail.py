@@ -11,6 +11,7 @@ import pytest
 
 from ml.fingernail import NoFingernailFound
 from ml.images import ImageError, decode_image
+from ml.preprocess import InputSpec
 from ml.runtime import Interpreter, ModelRegistry
 from ml.training.nails import (
     erode_mask,
@@ -22,7 +23,6 @@ from ml.training.nails import (
     params_from_dict,
     predict_nail_features,
 )
-from ml.preprocess import InputSpec
 
 SITE = "fingernail"
 
