@@ -89,7 +89,7 @@ def test_it_gives_the_card_outputs_on_open_photos(
         assert high - low > 3.0  # the interval is honest about a weak estimate
 
 
-def test_the_exported_graph_matches_the_numpy_recipe(
+def test_the_exported_graph_features_and_columns_match_the_numpy_recipe(
     registry: ModelRegistry, dataset_dir: Path, model_dir: Path
 ) -> None:
     card = registry.get(SITE).card.raw
@@ -99,7 +99,9 @@ def test_the_exported_graph_matches_the_numpy_recipe(
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]["index"]
     out = interpreter.get_output_details()[0]["index"]
-    assert list(interpreter.get_output_details()[0]["shape"]) == [1, 3]
+    columns = card["output"]["columns"]
+    assert columns[:3] == ["p_anemic", "hb_mean_g_dl", "hb_scale_g_dl"]
+    assert list(interpreter.get_output_details()[0]["shape"]) == [1, len(columns)]
     for _, sample in _reference(registry, dataset_dir):
         tensor = load_nail_tensor(dataset_dir, sample, spec)  # type: ignore[arg-type]
         ref = predict_nail_features(
@@ -108,6 +110,9 @@ def test_the_exported_graph_matches_the_numpy_recipe(
         interpreter.set_tensor(inp, tensor[None].astype(np.float32))
         interpreter.invoke()
         got = np.asarray(interpreter.get_tensor(out)).reshape(-1)
+        feats = nail_features(tensor, params.thresholds, params.widths)
+        assert got[3:].shape == feats.shape
+        assert np.max(np.abs(got[3:] - feats) / (np.abs(feats) + 1e-2)) < 5e-3  # float32
         assert got[0] == pytest.approx(ref[0], abs=1e-3)
         assert got[1] == pytest.approx(ref[1], abs=1e-2)
         assert got[2] == pytest.approx(params.hb_scale, rel=1e-4)
@@ -156,4 +161,4 @@ def test_the_card_says_who_the_model_is_for_and_how_it_did(registry: ModelRegist
     for key in ("mae_g_dl", "bias_g_dl", "limits_of_agreement_g_dl", "interval_coverage"):
         assert key in hb
     assert set(card["risk"]["confidence_by_level"]) == {"low", "medium", "high"}
-    assert card["output"]["columns"] == ["p_anemic", "hb_mean_g_dl", "hb_scale_g_dl"]
+    assert card["output"]["columns"][:3] == ["p_anemic", "hb_mean_g_dl", "hb_scale_g_dl"]
