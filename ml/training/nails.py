@@ -135,7 +135,8 @@ def page_png(dataset_dir: Path, sample: NailSample) -> bytes:
     RGB under alpha 0 is blanked, as a browser canvas with premultiplied alpha may do.
     """
     image = decode_image((dataset_dir / sample.file).read_bytes())
-    mask = box_mask(sample.nail_boxes, image.rgb.shape[:2])
+    height, width = image.rgb.shape[:2]
+    mask = box_mask(sample.nail_boxes, (height, width))
     rgba = np.dstack([np.where(mask[..., None] > 0, image.rgb, 0), mask]).astype(np.uint8)
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
     if not ok:
@@ -207,7 +208,7 @@ def params_to_dict(params: NailParams) -> dict[str, Any]:
 
 def params_from_dict(raw: dict[str, Any]) -> NailParams:
     arrays = {"thresholds", "widths", "feature_mean", "feature_scale", "w_cls", "w_hb"}
-    values = {
+    values: dict[str, Any] = {
         k: (np.asarray(v, dtype=np.float32) if k in arrays else float(v)) for k, v in raw.items()
     }
     return NailParams(**values)
