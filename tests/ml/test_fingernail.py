@@ -13,6 +13,7 @@ from ml.fingernail import NoFingernailFound
 from ml.images import ImageError, decode_image
 from ml.preprocess import InputSpec
 from ml.runtime import Interpreter, ModelRegistry
+from ml.training.features import POOL, feature_names
 from ml.training.nails import (
     erode_mask,
     label_for,
@@ -162,3 +163,12 @@ def test_the_card_says_who_the_model_is_for_and_how_it_did(registry: ModelRegist
         assert key in hb
     assert set(card["risk"]["confidence_by_level"]) == {"low", "medium", "high"}
     assert card["output"]["columns"][:3] == ["p_anemic", "hb_mean_g_dl", "hb_scale_g_dl"]
+
+
+def test_the_model_was_exported_with_the_current_shared_features(registry: ModelRegistry) -> None:
+    card = registry.get(SITE).card.raw
+    assert card["training"]["features_pool"] == POOL, (
+        "ml.training.features changed since the fingernail model was exported: retrain with "
+        "python -m ml.training.train --site fingernail"
+    )
+    assert card["model"]["features"] == feature_names()
