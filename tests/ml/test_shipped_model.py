@@ -132,7 +132,7 @@ def test_the_card_documents_what_a_user_must_know(model: Model) -> None:
     assert "not a diagnosis" in card["intended_use"].lower()
     assert "ghana" in card["intended_use"].lower()
     assert card["limitations"]
-    assert card["input"]["shape"] == [1, 224, 224, 4]
+    assert card["input"]["shape"] == [1, 112, 112, 4]
     assert set(card["risk"]["confidence_by_level"]) == {"low", "medium", "high"}
     evaluation = card["evaluation"]
     assert evaluation["auc"]["mean"] > 0.5
