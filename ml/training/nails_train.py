@@ -113,7 +113,7 @@ MODEL_SELECTION = (
     "1.66 / 1.67 / 1.71 (30 kept); Huber, PLS (2-8 components) and a random forest for Hb "
     "1.67-1.73. Predicting the training mean: MAE about 2.0. These comparisons used 2x2 "
     "pooling; the shipped model uses the shared features' pooling (ml.training.features.POOL "
-    "at export time, 4x4 here)."
+    "at export time: training.features_pool)."
 )
 
 CONFIDENCE_DEFINITION = (
