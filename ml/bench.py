@@ -1,7 +1,8 @@
 """Print the model's speed: ``python -m ml.bench [--model-dir model] [--n 200]``.
 
 Times Model.predict (preprocessing + inference, one interpreter thread) on a synthetic
-masked 640x480 image, after warm-up. Figures, not a pass/fail test.
+masked 640x480 image, after warm-up, and prints the medians (the figure the issue's
+2 ms inference bar is about) and the fastest run. Figures, not a pass/fail test.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"per image over {args.n} runs (median ms): inference {statistics.median(inf):.2f}, "
         f"preprocess {statistics.median(pre):.2f}, predict total {statistics.median(total):.2f}"
+    )
+    # On a shared, busy machine the median mostly measures waiting for a core; the fastest
+    # runs show what the work itself costs.
+    print(
+        f"fastest run (ms): inference {min(inf):.2f}, preprocess {min(pre):.2f}, "
+        f"predict total {min(total):.2f}"
     )
     return 0
 

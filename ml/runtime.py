@@ -18,6 +18,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ml.card import CardError, ModelCard, load_card
+from ml.fingernail import SITE as FINGERNAIL_SITE
+from ml.fingernail import NoFingernailFound, fingernail_input
 from ml.images import DecodedImage, ImageError
 from ml.preprocess import InputSpec, prepare_input
 from ml.segmentation import segment_conjunctiva
@@ -61,6 +63,14 @@ class NoConjunctivaFound(ImageError):
     code = "no_conjunctiva_found"
 
 
+# The output columns every model must provide (card["output"]["columns"] names them; the
+# .tflite output is [1, K] in that order). See ml/README.md, "Output contract".
+P_COLUMN = "p_anemic"
+HB_MEAN_COLUMN = "hb_mean_g_dl"
+HB_SCALE_COLUMN = "hb_scale_g_dl"
+REQUIRED_COLUMNS = (P_COLUMN, HB_MEAN_COLUMN, HB_SCALE_COLUMN)
+
+
 @dataclass(frozen=True)
 class ModelOutput:
     probability: float
@@ -68,6 +78,45 @@ class ModelOutput:
     site: str
     segmentation: Literal["provided", "automatic"]
     timings_ms: dict[str, float]
+    # Haemoglobin estimate (one decimal) and its 90% prediction interval (low, high), with
+    # low <= estimate <= high; how the interval is built is in the card's "hb" section.
+    hb_estimate_g_dl: float
+    hb_interval_g_dl: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class HbSpec:
+    """How the Hb columns become an estimate and an interval (card["hb"]["interval"])."""
+
+    quantile: float  # interval = mean -+ quantile * scale (normalised split-conformal)
+    clip_low: float
+    clip_high: float
+
+    @classmethod
+    def from_card(cls, card: ModelCard) -> HbSpec:
+        hb = card.raw.get("hb")
+        interval = hb.get("interval") if isinstance(hb, dict) else None
+        try:
+            if not isinstance(interval, dict):
+                raise TypeError("no hb.interval section")
+            quantile = float(interval["conformal_quantile"])
+            clip_low, clip_high = (float(v) for v in interval["clip_g_dl"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelLoadError(
+                "the card lacks hb.interval.conformal_quantile / hb.interval.clip_g_dl"
+            ) from exc
+        if not (quantile > 0.0 and clip_low < clip_high):
+            raise ModelLoadError("the card's hb.interval section is not usable")
+        return cls(quantile=quantile, clip_low=clip_low, clip_high=clip_high)
+
+    def estimate(self, mean: float, scale: float) -> tuple[float, tuple[float, float]]:
+        """(estimate, (low, high)) rounded to 1 decimal, clipped to the plausible range."""
+        half = self.quantile * max(scale, 0.0)
+        est = min(self.clip_high, max(self.clip_low, mean))
+        low = min(est, max(self.clip_low, mean - half))
+        high = max(est, min(self.clip_high, mean + half))
+        est_r, low_r, high_r = round(est, 1), round(low, 1), round(high, 1)
+        return est_r, (min(low_r, est_r), max(high_r, est_r))
 
 
 class Model:
@@ -95,19 +144,24 @@ class Model:
             )
         self._input_index = int(inputs[0]["index"])
         self._output_index = int(outputs[0]["index"])
+        self._columns = _output_columns(card, model_path, list(outputs[0]["shape"]))
+        self.hb = HbSpec.from_card(card)
         # Warm up once so the first request does not pay for lazy allocations.
         self._invoke(np.zeros(expected, dtype=np.float32))
 
-    def _invoke(self, tensor: np.ndarray) -> float:
+    def _invoke(self, tensor: np.ndarray) -> dict[str, float]:
+        """The output row as {column name: value}."""
         with self._lock:
             self._interpreter.set_tensor(self._input_index, tensor)
             self._interpreter.invoke()
-            out = np.array(self._interpreter.get_tensor(self._output_index))
-        return float(out.reshape(-1)[0])
+            out = np.array(self._interpreter.get_tensor(self._output_index)).reshape(-1)
+        return {name: float(out[i]) for name, i in self._columns.items()}
 
     def prepare(self, image: DecodedImage) -> tuple[np.ndarray, Literal["provided", "automatic"]]:
         """The exact input tensor for ``image`` and which segmentation path was taken."""
         how: Literal["provided", "automatic"]
+        if self.card.site == FINGERNAIL_SITE:
+            return self._prepare_fingernail(image), "provided"
         if image.mask is not None:
             mask, how = image.mask, "provided"
         else:
@@ -120,20 +174,51 @@ class Model:
             )
         return tensor, how
 
+    def _prepare_fingernail(self, image: DecodedImage) -> np.ndarray:
+        # Nails are never segmented automatically (see ml/fingernail.py): the conjunctiva
+        # colour rules would pick skin, and nothing else finds nails reliably.
+        if image.mask is None:
+            raise NoFingernailFound(
+                "The photo has no fingernail outlines, so no fingernail could be found."
+            )
+        tensor = fingernail_input(image.rgb, image.mask, self.spec)
+        if float(tensor[0, :, :, 3].sum()) < MIN_MASK_PIXELS:
+            raise NoFingernailFound("The fingernail outlines are too small to analyse.")
+        return tensor
+
     def predict(self, image: DecodedImage) -> ModelOutput:
         t0 = time.perf_counter()
         tensor, how = self.prepare(image)
         t1 = time.perf_counter()
-        p = self._invoke(tensor)
+        row = self._invoke(tensor)
         t2 = time.perf_counter()
-        p = min(1.0, max(0.0, p))
+        p = min(1.0, max(0.0, row[P_COLUMN]))
+        estimate, interval = self.hb.estimate(row[HB_MEAN_COLUMN], row[HB_SCALE_COLUMN])
         return ModelOutput(
             probability=p,
             model_version=self.card.version,
             site=self.card.site,
             segmentation=how,
             timings_ms={"preprocess": (t1 - t0) * 1000.0, "inference": (t2 - t1) * 1000.0},
+            hb_estimate_g_dl=estimate,
+            hb_interval_g_dl=interval,
         )
+
+
+def _output_columns(card: ModelCard, model_path: Path, shape: list[int]) -> dict[str, int]:
+    """Index of each required column in the [1, K] output, from card["output"]["columns"]."""
+    section = card.raw.get("output")
+    columns = section.get("columns") if isinstance(section, dict) else None
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise ModelLoadError(f"the card next to {model_path} lacks output.columns")
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ModelLoadError(f"the card next to {model_path} lacks output columns {missing}")
+    if shape != [1, len(columns)]:
+        raise ModelLoadError(
+            f"{model_path} has output shape {shape} but its card names {len(columns)} columns"
+        )
+    return {c: columns.index(c) for c in REQUIRED_COLUMNS}
 
 
 def _read_model(model_path: Path, card: ModelCard) -> bytes:

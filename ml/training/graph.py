@@ -1,4 +1,9 @@
-"""The exported model as a TensorFlow graph: pixels + mask -> features -> MLP -> P(anemic).
+"""The exported model as a TensorFlow graph: pixels + mask -> features -> three columns.
+
+Output [1, 3 + n_features]: OUTPUT_COLUMNS (calibrated P(anemic) from a bag of MLP
+classifiers, the Hb estimate from a bag of MLP regressors, moved to the side of the
+cut-off that the risk level says (see ``agree``), and the interval's scale
+exp(linear(features))), then the raw features.
 
 Only plain ops that convert to builtin TFLite ops (mul, add, sum, pow, log, sqrt,
 maximum, select, sigmoid, fully connected) are used, so tflite-runtime 2.14 can run it
@@ -26,6 +31,24 @@ class MLPWeights:
     b2: np.ndarray
 
 
+OUTPUT_COLUMNS = ("p_anemic", "hb_mean_g_dl", "hb_scale_g_dl")
+
+
+@dataclass(frozen=True)
+class HbHead:
+    """Hb regression (bag of MLPs on standardised features, target standardised) + scale."""
+
+    mlps: tuple[MLPWeights, ...]
+    target_mean: float
+    target_scale: float
+    scale_w: np.ndarray  # (n_features, 1): log |residual| ~ features
+    scale_b: float
+    cutoff: float  # Hb below this is anemic (11.0 for the conjunctiva site)
+    low: float  # risk thresholds: P >= high puts the estimate below the cut-off,
+    high: float  # P < low puts it at or above it
+    margin: float  # how far below the cut-off a HIGH result's estimate sits at most
+
+
 @dataclass(frozen=True)
 class ExportedParams:
     thresholds: np.ndarray  # (n_channels, n_thresholds)
@@ -35,6 +58,7 @@ class ExportedParams:
     mlps: tuple[MLPWeights, ...]
     platt_a: float
     platt_b: float
+    hb: HbHead
 
 
 def _channels(rgb: tf.Tensor) -> tf.Tensor:
@@ -108,25 +132,43 @@ def features_tf(x: tf.Tensor, thresholds: np.ndarray, widths: np.ndarray) -> tf.
     return tf.concat([moments, cdf], axis=1)
 
 
+def _bag(f: tf.Tensor, mlps: tuple[MLPWeights, ...]) -> tf.Tensor:
+    total = tf.zeros([1, 1])
+    for mlp in mlps:
+        h = tf.nn.relu(tf.matmul(f, tf.constant(mlp.w1)) + tf.constant(mlp.b1))
+        total = total + tf.matmul(h, tf.constant(mlp.w2)) + tf.constant(mlp.b2)
+    return total / float(len(mlps))
+
+
+def agree(p: tf.Tensor, mean: tf.Tensor, head: HbHead) -> tf.Tensor:
+    """The Hb estimate moved to the side of the cut-off that the risk level says.
+
+    HIGH (p >= high): at most cutoff - margin; LOW (p < low): at least the cut-off; MEDIUM:
+    unchanged. So a result never says "high risk of anemia" with an estimate above the
+    cut-off, or "low risk" with one below it. The NumPy twin is recipe.agree_np.
+    """
+    capped = tf.minimum(mean, head.cutoff - head.margin)
+    floored = tf.maximum(mean, head.cutoff)
+    return tf.where(p >= head.high, capped, tf.where(p < head.low, floored, mean))
+
+
 class AnemiaModule(tf.Module):
     def __init__(self, params: ExportedParams, size: int = 224) -> None:
         super().__init__()
         self.params = params
         self.size = size
 
-    def logits(self, x: tf.Tensor) -> tf.Tensor:
+    def columns(self, x: tf.Tensor) -> tf.Tensor:
         p = self.params
-        f = features_tf(x, p.thresholds, p.widths)
-        f = (f - tf.constant(p.feature_mean)) / tf.constant(p.feature_scale)
-        total = tf.zeros([1, 1])
-        for mlp in p.mlps:
-            h = tf.nn.relu(tf.matmul(f, tf.constant(mlp.w1)) + tf.constant(mlp.b1))
-            total = total + tf.matmul(h, tf.constant(mlp.w2)) + tf.constant(mlp.b2)
-        return total / float(len(p.mlps))
-
-    def probability(self, x: tf.Tensor) -> tf.Tensor:
-        p = self.params
-        return tf.sigmoid(p.platt_a * self.logits(x) + p.platt_b)
+        raw = features_tf(x, p.thresholds, p.widths)
+        f = (raw - tf.constant(p.feature_mean)) / tf.constant(p.feature_scale)
+        prob = tf.sigmoid(p.platt_a * _bag(f, p.mlps) + p.platt_b)
+        hb = p.hb
+        mean = _bag(f, hb.mlps) * hb.target_scale + hb.target_mean
+        scale = tf.exp(tf.matmul(f, tf.constant(hb.scale_w)) + hb.scale_b)
+        # The raw features ride along as extra columns ("feature:<name>", ignored by the
+        # runtime) so a test can check the graph's features against the NumPy recipe.
+        return tf.concat([prob, agree(prob, mean, hb), scale, raw], axis=1)
 
 
 def export_tflite(params: ExportedParams, path: Path, size: int = 224) -> bytes:
@@ -135,7 +177,7 @@ def export_tflite(params: ExportedParams, path: Path, size: int = 224) -> bytes:
 
     @tf.function(input_signature=[spec])
     def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"p_anemic": module.probability(x)}
+        return {"columns": module.columns(x)}
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [serve.get_concrete_function()], module

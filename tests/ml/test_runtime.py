@@ -11,6 +11,7 @@ import pytest
 from ml.images import DecodedImage, ImageHeader, decode_image
 from ml.runtime import (
     RUNTIME_NAME,
+    HbSpec,
     ModelLoadError,
     ModelRegistry,
     NoConjunctivaFound,
@@ -60,6 +61,44 @@ def test_it_uses_the_provided_mask(registry: ModelRegistry) -> None:
     assert out.site == "conjunctiva"
     assert out.model_version == registry.get("conjunctiva").card.version
     assert set(out.timings_ms) == {"preprocess", "inference"}
+    low, high = out.hb_interval_g_dl
+    assert 3.0 <= low <= out.hb_estimate_g_dl <= high <= 16.0
+    assert low < high
+    assert out.hb_estimate_g_dl == round(out.hb_estimate_g_dl, 1)
+
+
+@pytest.mark.parametrize(
+    ("mean", "scale", "expected"),
+    [
+        (10.04, 2.0, (10.0, (6.7, 13.3))),  # 10.04 -+ 3.29
+        (2.0, 1.0, (3.0, (3.0, 3.6))),  # below the plausible range: clipped, still ordered
+        (15.9, 2.0, (15.9, (12.6, 16.0))),
+        (11.0, 0.0, (11.0, (11.0, 11.0))),
+    ],
+)
+def test_it_turns_the_hb_columns_into_an_ordered_interval(
+    mean: float, scale: float, expected: tuple[float, tuple[float, float]]
+) -> None:
+    spec = HbSpec(quantile=1.645, clip_low=3.0, clip_high=16.0)
+    assert spec.estimate(mean, scale) == expected
+
+
+def test_it_refuses_a_card_without_the_output_columns(model_dir: Path, tmp_path: Path) -> None:
+    site = _copy_site(model_dir, tmp_path)
+    card = json.loads((site / "card.json").read_text())
+    card["output"]["columns"] = ["p_anemic"]
+    (site / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="output columns"):
+        ModelRegistry.from_dir(tmp_path)
+
+
+def test_it_refuses_a_card_without_the_hb_interval(model_dir: Path, tmp_path: Path) -> None:
+    site = _copy_site(model_dir, tmp_path)
+    card = json.loads((site / "card.json").read_text())
+    del card["hb"]["interval"]
+    (site / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="hb.interval"):
+        ModelRegistry.from_dir(tmp_path)
 
 
 def test_it_segments_an_opaque_image_itself(registry: ModelRegistry) -> None:
