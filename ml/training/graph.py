@@ -59,6 +59,10 @@ class ExportedParams:
     platt_a: float
     platt_b: float
     hb: HbHead
+    # Standardised features are clipped to -+ this (0: not clipped), so a photo unlike the
+    # training crops (e.g. skin inside an automatic mask) cannot push the MLPs far outside
+    # what they were fitted on.
+    feature_clip: float = 0.0
 
 
 def _channels(rgb: tf.Tensor) -> tf.Tensor:
@@ -162,6 +166,8 @@ class AnemiaModule(tf.Module):
         p = self.params
         raw = features_tf(x, p.thresholds, p.widths)
         f = (raw - tf.constant(p.feature_mean)) / tf.constant(p.feature_scale)
+        if p.feature_clip > 0:
+            f = tf.clip_by_value(f, -p.feature_clip, p.feature_clip)
         prob = tf.sigmoid(p.platt_a * _bag(f, p.mlps) + p.platt_b)
         hb = p.hb
         mean = _bag(f, hb.mlps) * hb.target_scale + hb.target_mean

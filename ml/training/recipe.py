@@ -50,6 +50,7 @@ class RecipeConfig:
     low: float = 0.3
     high: float = 0.7
     agree_margin_g_dl: float = 0.1
+    feature_clip: float = 0.0
     seed: int = 20261126
 
     def as_dict(self) -> dict[str, object]:
@@ -125,6 +126,8 @@ def agree_np(p: np.ndarray, mean: np.ndarray, head: HbHead) -> np.ndarray:
 def predict_columns(params: ExportedParams, feats: np.ndarray) -> np.ndarray:
     """NumPy twin of the exported graph: raw features -> (n, 3) [p_anemic, hb_mean, hb_scale]."""
     xs = (feats - params.feature_mean) / params.feature_scale
+    if params.feature_clip > 0:
+        xs = np.clip(xs, -params.feature_clip, params.feature_clip)
     p = 1.0 / (1.0 + np.exp(-(params.platt_a * bag_output(xs, params.mlps) + params.platt_b)))
     hb = params.hb
     mean = bag_output(xs, hb.mlps) * hb.target_scale + hb.target_mean
@@ -154,6 +157,8 @@ def fit_recipe(
     scale = feats.std(axis=0)
     scale[scale < 1e-6] = 1.0
     xs = (feats - mean) / scale
+    if cfg.feature_clip > 0:
+        xs = np.clip(xs, -cfg.feature_clip, cfg.feature_clip)
     t_mean, t_scale = float(hb_g_dl.mean()), float(hb_g_dl.std())
     target = (hb_g_dl - t_mean) / t_scale
 
@@ -206,6 +211,7 @@ def fit_recipe(
         platt_a=a,
         platt_b=b,
         hb=head,
+        feature_clip=cfg.feature_clip,
     )
     logger.info("fitted recipe on %d subjects (platt a=%.3f b=%.3f, q=%.3f)", len(y), a, b, q)
     return Fitted(params=params, conformal_quantile=q, oof_mean=oof_mean, oof_p=oof_p)
