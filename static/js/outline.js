@@ -61,7 +61,8 @@
     reoutline: document.getElementById("reoutline"),
     nextNail: document.getElementById("next-nail"),
   };
-  var siteInputs = Array.prototype.slice.call(form.querySelectorAll("input[name=site]"));
+  // The radios sit above the form (form="upload-form"): not inside it in the document.
+  var siteInputs = Array.prototype.slice.call(document.querySelectorAll("input[name=site][form=upload-form]"));
   // Words added with the photo gate live in the page (translated by the template).
   var words = {};
   Array.prototype.forEach.call(document.querySelectorAll("#hg-words [data-key]"), function (node) {
@@ -92,7 +93,7 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-site]"), function (node) {
       node.hidden = node.dataset.site !== chosen;
     });
-    document.documentElement.dataset.site = chosen;
+    document.documentElement.dataset.chosenSite = chosen;
     canvas.setAttribute("aria-label", siteText("canvas_label", config.text.canvas_label));
     if (state.image) {
       hideRefusal();
