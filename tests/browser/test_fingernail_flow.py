@@ -102,9 +102,7 @@ def test_it_outlines_three_nails_and_shows_a_fingernail_result(new_page, artifac
     with page.expect_response("**/api/predict") as response_info:
         page.locator("#send-outline").tap()
     response = response_info.value
-    body = response.json()
-    assert response.status == 201, body
-    assert body["site"] == "fingernail"
+    assert response.status == 201  # the body is gone once the page moves to the result
     request = response.request
     assert b'name="site"\r\n\r\nfingernail' in request.post_data_buffer
     rgba = cv2.imdecode(np.frombuffer(png_from_multipart(request.post_data_buffer), np.uint8),
@@ -116,10 +114,11 @@ def test_it_outlines_three_nails_and_shows_a_fingernail_result(new_page, artifac
     assert set(np.unique(alpha)) - set(range(1, 255)) == {0, 255}
 
     page.wait_for_url("**/results/pred_*")
+    message_id = page.url.rstrip("/").rsplit("/", 1)[-1]
     assert page.locator("#result-site").inner_text() == "Fingernails"
     assert "the child" not in page.locator(".recommendation").inner_text()
     page.screenshot(path=str(shots / "nails-result-360.png"), full_page=True)
-    prediction = Prediction.objects.get(message_id=body["message_id"])
+    prediction = Prediction.objects.get(message_id=message_id)
     assert prediction.site == "fingernail"
     assert prediction.segmentation == "provided"
     assert prediction.model_version == "fingernail-1.0.0"
