@@ -43,6 +43,24 @@ DETAIL_FIELDS = (
 )
 
 
+# The body sites in words for staff (the admin is in English; the pages translate).
+SITE_NAMES = {"conjunctiva": "Inner eyelid", "fingernail": "Fingernails"}
+
+
+class SiteFilter(admin.SimpleListFilter):
+    title = "site"
+    parameter_name = "site"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(SITE_NAMES.items())
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[Prediction]
+    ) -> QuerySet[Prediction]:
+        value = self.value()
+        return queryset.filter(site=value) if value else queryset
+
+
 @admin.register(Prediction)
 class PredictionAdmin(admin.ModelAdmin):
     list_display = [
@@ -50,10 +68,10 @@ class PredictionAdmin(admin.ModelAdmin):
         "created_at",
         "risk_level",
         "score",
-        "site",
+        "site_name",
         "model_version",
     ]
-    list_filter = ["risk_level", "site", "model_version"]
+    list_filter = ["risk_level", SiteFilter, "model_version"]
     date_hierarchy = "created_at"
     # Exact matches on ids: no LIKE scans over the whole table.
     search_fields = ["=message_id", "=request_id"]
@@ -62,6 +80,10 @@ class PredictionAdmin(admin.ModelAdmin):
     show_full_result_count = False
     fields = DETAIL_FIELDS
     readonly_fields = DETAIL_FIELDS
+
+    @admin.display(description="Site", ordering="site")
+    def site_name(self, obj: Prediction) -> str:
+        return SITE_NAMES.get(obj.site, obj.site)
 
     @admin.display(description="Score", ordering="risk_score")
     def score(self, obj: Prediction) -> str:
@@ -88,15 +110,15 @@ class PredictionAdmin(admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
-        changelist = getattr(response, "context_data", {}).get("cl") if isinstance(
-            response, TemplateResponse
-        ) else None
+        changelist = (
+            getattr(response, "context_data", {}).get("cl")
+            if isinstance(response, TemplateResponse)
+            else None
+        )
         if changelist is not None:
             # Evaluate the page once, log it, and let the template reuse the same rows.
             changelist.result_list = list(changelist.result_list)
-            predictions_accessed(
-                request=request, predictions=changelist.result_list, via="admin"
-            )
+            predictions_accessed(request=request, predictions=changelist.result_list, via="admin")
         return response
 
     def delete_model(self, request: HttpRequest, obj: Prediction) -> None:

@@ -79,8 +79,11 @@ def test_it_outlines_three_nails_and_shows_a_fingernail_result(new_page, artifac
     start = (box["x"] + box["width"] / 2, box["y"] + box["height"] - 20)
     page.mouse.move(*start)
     page.mouse.down()
-    page.mouse.move(start[0] - (mid[0] - (box["x"] + box["width"] / 2)),
-                    start[1] - (mid[1] - (box["y"] + box["height"] / 2)), steps=8)
+    page.mouse.move(
+        start[0] - (mid[0] - (box["x"] + box["width"] / 2)),
+        start[1] - (mid[1] - (box["y"] + box["height"] / 2)),
+        steps=8,
+    )
     page.mouse.up()
     view = view_of(page)
 
@@ -105,8 +108,9 @@ def test_it_outlines_three_nails_and_shows_a_fingernail_result(new_page, artifac
     assert response.status == 201  # the body is gone once the page moves to the result
     request = response.request
     assert b'name="site"\r\n\r\nfingernail' in request.post_data_buffer
-    rgba = cv2.imdecode(np.frombuffer(png_from_multipart(request.post_data_buffer), np.uint8),
-                        cv2.IMREAD_UNCHANGED)
+    rgba = cv2.imdecode(
+        np.frombuffer(png_from_multipart(request.post_data_buffer), np.uint8), cv2.IMREAD_UNCHANGED
+    )
     alpha = rgba[:, :, 3]
     # Three separate opaque areas (one per nail), 255 inside, 0 elsewhere.
     count, _ = cv2.connectedComponents((alpha >= 128).astype(np.uint8))
