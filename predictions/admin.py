@@ -110,15 +110,15 @@ class PredictionAdmin(admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
-        changelist = (
-            getattr(response, "context_data", {}).get("cl")
-            if isinstance(response, TemplateResponse)
-            else None
-        )
+        changelist = getattr(response, "context_data", {}).get("cl") if isinstance(
+            response, TemplateResponse
+        ) else None
         if changelist is not None:
             # Evaluate the page once, log it, and let the template reuse the same rows.
             changelist.result_list = list(changelist.result_list)
-            predictions_accessed(request=request, predictions=changelist.result_list, via="admin")
+            predictions_accessed(
+                request=request, predictions=changelist.result_list, via="admin"
+            )
         return response
 
     def delete_model(self, request: HttpRequest, obj: Prediction) -> None:

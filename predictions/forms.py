@@ -20,7 +20,9 @@ class PhotoForm(forms.Form):
     image = forms.FileField(
         label=_("Photo"),
         error_messages={"required": _("Choose a photo first.")},
-        widget=forms.FileInput(attrs={"accept": "image/png,image/jpeg", "capture": "environment"}),
+        widget=forms.FileInput(
+            attrs={"accept": "image/png,image/jpeg", "capture": "environment"}
+        ),
     )
     # The radios are drawn by the template (home.html); the choices are the sites the
     # page offers. An unknown value falls back to the eyelid, as the API's default does.

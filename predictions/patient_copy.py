@@ -36,13 +36,16 @@ ERROR_MESSAGES: dict[str, Promise] = {
         "take the photo close up in daylight, or outline the inner eyelid yourself."
     ),
     "no_fingernail_found": _(
-        "Fingernails cannot be found in the whole photo. Outline each nail yourself on the photo."
+        "Fingernails cannot be found in the whole photo. Outline each nail yourself "
+        "on the photo."
     ),
     "file_too_large": _("The photo is larger than %(max_mb)s MB. Choose a smaller photo."),
     "request_too_large": _("The photo is larger than %(max_mb)s MB. Choose a smaller photo."),
     "unknown_site": _("This kind of photo cannot be analysed here."),
     "malformed_request": _("The photo did not arrive correctly. Please try again."),
-    "throttled": _("Too many photos were sent in a short time. Wait a minute, then try again."),
+    "throttled": _(
+        "Too many photos were sent in a short time. Wait a minute, then try again."
+    ),
     "service_unavailable": _(
         "The service is busy or under maintenance. Please try again in a few minutes."
     ),
@@ -61,7 +64,9 @@ ERROR_MESSAGES: dict[str, Promise] = {
     ),
     "csrf_failed": _("This page has expired. Reload the page and try again."),
     "internal_error": _("Something went wrong on our side. Please try again later."),
-    "network": _("The photo could not be sent. Check your internet connection and try again."),
+    "network": _(
+        "The photo could not be sent. Check your internet connection and try again."
+    ),
     "outline_too_small": _(
         "Place at least 3 points around the edge of the inner eyelid, then try again."
     ),
