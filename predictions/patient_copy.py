@@ -176,13 +176,7 @@ RECOMMENDATIONS: dict[str, Promise] = {
 # The fingernail model is for adults: its low-risk advice speaks to the person themself,
 # not about "the child" (ml.risk's texts, stored with every result, are the eyelid's).
 FINGERNAIL_RECOMMENDATIONS: dict[str, Promise] = {
-    RiskLevel.LOW: _(
-        "No sign of anemia was found in this photo. This is a screening aid, not a "
-        "diagnosis: if you are tired, pale, short of breath or unwell, see a clinician "
-        "and ask for a blood test."
-    ),
-    RiskLevel.MEDIUM: RECOMMENDATIONS[RiskLevel.MEDIUM],
-    RiskLevel.HIGH: RECOMMENDATIONS[RiskLevel.HIGH],
+    level.value: _(text) for level, text in risk.ADULT_RECOMMENDATIONS.items()
 }
 
 
