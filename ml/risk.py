@@ -41,6 +41,17 @@ RECOMMENDATIONS: dict[RiskLevel, str] = {
     ),
 }
 
+# The fingernail model is for adults: its low-risk advice speaks to the person themself.
+ADULT_RECOMMENDATIONS: dict[RiskLevel, str] = {
+    **RECOMMENDATIONS,
+    RiskLevel.LOW: gettext_noop(
+        "No sign of anemia was found in this photo. This is a screening aid, not a "
+        "diagnosis: if you are tired, pale, short of breath or unwell, see a clinician "
+        "and ask for a blood test."
+    ),
+}
+ADULT_SITES = frozenset({"fingernail"})
+
 # Used only when a card carries no evaluated confidence (no held-out evaluation yet).
 _NO_CONFIDENCE = 0.0
 
@@ -79,4 +90,6 @@ def assess_risk(score: float, *, card: ModelCard | None = None) -> RiskAssessmen
         confidences = card.confidence_by_level
     level = level_for(score, low, high)
     confidence = float(confidences.get(level.value, _NO_CONFIDENCE))
-    return RiskAssessment(level=level, confidence=confidence, recommendation=RECOMMENDATIONS[level])
+    adult = card is not None and card.site in ADULT_SITES
+    table = ADULT_RECOMMENDATIONS if adult else RECOMMENDATIONS
+    return RiskAssessment(level=level, confidence=confidence, recommendation=table[level])

@@ -18,6 +18,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ml.card import CardError, ModelCard, load_card
+from ml.fingernail import SITE as FINGERNAIL_SITE
+from ml.fingernail import NoFingernailFound, fingernail_input
 from ml.gate import GATE_FILE, GateError, load_gate
 from ml.images import DecodedImage, ImageError
 from ml.preprocess import InputSpec, prepare_input
@@ -164,6 +166,8 @@ class Model:
     def prepare(self, image: DecodedImage) -> tuple[np.ndarray, Literal["provided", "automatic"]]:
         """The exact input tensor for ``image`` and which segmentation path was taken."""
         how: Literal["provided", "automatic"]
+        if self.card.site == FINGERNAIL_SITE:
+            return self._prepare_fingernail(image), "provided"
         if image.mask is not None:
             mask, how = image.mask, "provided"
         else:
@@ -175,6 +179,18 @@ class Model:
                 "eyelid down and take the photo in good light, or mark the area yourself."
             )
         return tensor, how
+
+    def _prepare_fingernail(self, image: DecodedImage) -> np.ndarray:
+        # Nails are never segmented automatically (see ml/fingernail.py): the conjunctiva
+        # colour rules would pick skin, and nothing else finds nails reliably.
+        if image.mask is None:
+            raise NoFingernailFound(
+                "The photo has no fingernail outlines, so no fingernail could be found."
+            )
+        tensor = fingernail_input(image.rgb, image.mask, self.spec)
+        if float(tensor[0, :, :, 3].sum()) < MIN_MASK_PIXELS:
+            raise NoFingernailFound("The fingernail outlines are too small to analyse.")
+        return tensor
 
     def predict(self, image: DecodedImage, *, gate: bool = True) -> ModelOutput:
         """Score one image; the photo gate raises ml.gate.PhotoRejected first.

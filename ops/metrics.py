@@ -66,8 +66,8 @@ UPLOAD_REJECTION_CODES = frozenset(
 
 PREDICTIONS = Counter(
     "healthguard_predictions",
-    "Predictions stored, by condition, risk level and model version.",
-    ["condition", "risk_level", "model_version"],
+    "Predictions stored, by condition, body site, risk level and model version.",
+    ["condition", "site", "risk_level", "model_version"],
 )
 PREDICTION_DURATION = Histogram(
     "healthguard_prediction_duration_seconds",
@@ -123,14 +123,19 @@ def api_error_record(request: Any, code: str) -> None:
 
 def prediction_record(*, prediction: Prediction, seconds: float) -> None:
     """Count a stored prediction and its duration; the request log line gets its
-    risk level and model version too."""
+    site, risk level and model version too."""
     PREDICTIONS.labels(
         condition=prediction.condition,
+        site=prediction.site,
         risk_level=prediction.risk_level,
         model_version=prediction.model_version,
     ).inc()
     PREDICTION_DURATION.observe(seconds)
-    log_context.annotate(risk_level=prediction.risk_level, model_version=prediction.model_version)
+    log_context.annotate(
+        site=prediction.site,
+        risk_level=prediction.risk_level,
+        model_version=prediction.model_version,
+    )
 
 
 def multiprocess_enabled() -> bool:

@@ -62,6 +62,24 @@ DETAIL_FIELDS = (
 )
 
 
+# The body sites in words for staff (the admin is in English; the pages translate).
+SITE_NAMES = {"conjunctiva": "Inner eyelid", "fingernail": "Fingernails"}
+
+
+class SiteFilter(admin.SimpleListFilter):
+    title = "site"
+    parameter_name = "site"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(SITE_NAMES.items())
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[Prediction]
+    ) -> QuerySet[Prediction]:
+        value = self.value()
+        return queryset.filter(site=value) if value else queryset
+
+
 @admin.register(Prediction)
 class PredictionAdmin(admin.ModelAdmin):
     list_display = [
@@ -72,12 +90,12 @@ class PredictionAdmin(admin.ModelAdmin):
         "confidence_column",
         "segmented",
         "hb_estimate",
-        "site",
+        "site_name",
     ]
     # model_version is a filter, on the detail page and in the CSV: as a column it
     # pushed the table past 1280 px (tests/browser/test_admin_review.py).
     # Segmentation is the main reliability signal: an outline beats automatic.
-    list_filter = ["risk_level", "segmentation", "site", "model_version"]
+    list_filter = ["risk_level", "segmentation", SiteFilter, "model_version"]
     date_hierarchy = "created_at"
     search_fields = ["=request_id"]  # message_id: by prefix, see get_search_results
     search_help_text = "The start of a message_id (pred_...), or an exact request id."
@@ -91,6 +109,10 @@ class PredictionAdmin(admin.ModelAdmin):
     def created(self, obj: Prediction) -> str:
         # Compact (one line), in the site's time zone: the list must fit 1280 px.
         return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="Site", ordering="site")
+    def site_name(self, obj: Prediction) -> str:
+        return SITE_NAMES.get(obj.site, obj.site)
 
     @admin.display(description="Score", ordering="risk_score")
     def score(self, obj: Prediction) -> str:

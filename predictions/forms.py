@@ -18,11 +18,17 @@ from predictions.patients import LABEL_MAX_LENGTH
 
 class PhotoForm(forms.Form):
     image = forms.FileField(
-        label=_("Photo of the inner eyelid"),
+        label=_("Photo"),
         error_messages={"required": _("Choose a photo first.")},
         widget=forms.FileInput(
             attrs={"accept": "image/png,image/jpeg", "capture": "environment"}
         ),
+    )
+    # The radios are drawn by the template (home.html); the choices are the sites the
+    # page offers. An unknown value falls back to the eyelid, as the API's default does.
+    site = forms.ChoiceField(
+        required=False,
+        choices=[("conjunctiva", _("Inner eyelid")), ("fingernail", _("Fingernails"))],
     )
     # A fresh key in each rendered form: submitting the same page twice (a double click,
     # a resend after a lost connection) stores one result (predictions/idempotency.py).

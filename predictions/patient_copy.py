@@ -47,6 +47,10 @@ ERROR_MESSAGES: dict[str, Promise] = {
         "The colour in this photo cannot be read reliably, so it was not analysed and "
         "nothing was kept. Take another photo."
     ),
+    "no_fingernail_found": _(
+        "Fingernails cannot be found in the whole photo. Outline each nail yourself "
+        "on the photo."
+    ),
     "file_too_large": _("The photo is larger than %(max_mb)s MB. Choose a smaller photo."),
     "request_too_large": _("The photo is larger than %(max_mb)s MB. Choose a smaller photo."),
     "unknown_site": _("This kind of photo cannot be analysed here."),
@@ -77,6 +81,9 @@ ERROR_MESSAGES: dict[str, Promise] = {
     ),
     "outline_too_small": _(
         "Place at least 3 points around the edge of the inner eyelid, then try again."
+    ),
+    "nail_outline_too_small": _(
+        "Place at least 3 points around the edge of a nail, then try again."
     ),
     "default": _("Something went wrong. Please try again."),
 }
@@ -128,6 +135,24 @@ REJECTION_ADVICE: dict[str, Promise] = {
     ),
 }
 
+# The body sites in words (result, history, the page's choice). The model keys are the
+# API's `site` values.
+SITE_LABELS: dict[str, Promise] = {
+    "conjunctiva": _("Inner eyelid"),
+    "fingernail": _("Fingernails"),
+}
+SITE_HINTS: dict[str, Promise] = {
+    "conjunctiva": _("For young children (6 months to 5 years)."),
+    "fingernail": _("For adults."),
+}
+
+
+def site_label(site: str) -> str:
+    """The site in the patient's words; an unknown site is shown as stored."""
+    label = SITE_LABELS.get(site)
+    return str(label) if label is not None else site
+
+
 # What the page's script needs to say while it works (errors come from ERROR_MESSAGES).
 SCRIPT_TEXT: dict[str, Promise] = {
     "loading": _("Opening the photo…"),
@@ -147,6 +172,19 @@ SCRIPT_TEXT: dict[str, Promise] = {
 RECOMMENDATIONS: dict[str, Promise] = {
     level.value: _(text) for level, text in risk.RECOMMENDATIONS.items()
 }
+
+# The fingernail model is for adults: its low-risk advice speaks to the person themself,
+# not about "the child" (ml.risk's texts, stored with every result, are the eyelid's).
+FINGERNAIL_RECOMMENDATIONS: dict[str, Promise] = {
+    level.value: _(text) for level, text in risk.ADULT_RECOMMENDATIONS.items()
+}
+
+
+def recommendation(*, site: str, risk_level: str) -> Promise:
+    """The result page's advice for this site and level, translated."""
+    table = FINGERNAIL_RECOMMENDATIONS if site == "fingernail" else RECOMMENDATIONS
+    return table[risk_level]
+
 
 RISK_LABELS: dict[str, Promise] = {
     RiskLevel.LOW: _("Low risk"),

@@ -126,6 +126,7 @@ def prediction_create(
         "prediction stored",
         extra={
             "message_id": prediction.message_id,
+            "site": prediction.site,
             "risk_level": prediction.risk_level,
             "model_version": prediction.model_version,
             "segmentation": prediction.segmentation,

@@ -33,10 +33,13 @@ from predictions.forms import LabelForm, PhotoForm
 from predictions.patient_copy import (
     DISCLAIMER,
     ERROR_MESSAGES,
-    RECOMMENDATIONS,
     REJECTION_ADVICE,
     RISK_LABELS,
     SCRIPT_TEXT,
+    SITE_HINTS,
+    SITE_LABELS,
+    recommendation,
+    site_label,
 )
 from predictions.throttles import PredictAnonThrottle, PredictUserThrottle
 
@@ -84,6 +87,8 @@ def _upload_page(
         "error_advice": [REJECTION_ADVICE[r] for r in reasons or [] if r in REJECTION_ADVICE],
         "max_upload_mb": max_upload_mb(),
         "script_config": _script_config(request),
+        "site_choices": [(site, SITE_LABELS[site], SITE_HINTS[site]) for site in SITE_LABELS],
+        "chosen_site": (form.data.get("site") if form is not None else None) or "conjunctiva",
     }
     return render(request, "predictions/home.html", context, status=status)
 
@@ -131,6 +136,7 @@ def _analyse(request: HttpRequest) -> HttpResponseBase:
             key=key,
             scope=idempotency.caller_scope(request) if key is not None else "",
             image_bytes=form.cleaned_data["image"].read(),
+            site=form.cleaned_data["site"] or "conjunctiva",
             owner=request.user,
             request_id=getattr(request, "request_id", ""),
             # A double submit: the browser shows the second answer, so it waits for
@@ -188,7 +194,10 @@ def result(request: HttpRequest, message_id: str) -> HttpResponse:
             if is_own and request.user.is_authenticated
             else None,
             "risk_label": RISK_LABELS[prediction.risk_level],
-            "recommendation": RECOMMENDATIONS[prediction.risk_level],
+            "recommendation": recommendation(
+                site=prediction.site, risk_level=prediction.risk_level
+            ),
+            "site_label": site_label(prediction.site),
             "confidence_percent": round(prediction.confidence * 100),
             "disclaimer": DISCLAIMER,
         },
@@ -204,7 +213,7 @@ def history(request: HttpRequest) -> HttpResponse:
         user=request.user, session_message_ids=selectors.session_message_ids(request.session)
     )
     page = Paginator(predictions, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [(p, RISK_LABELS[p.risk_level]) for p in page.object_list]
+    rows = [(p, RISK_LABELS[p.risk_level], site_label(p.site)) for p in page.object_list]
     series = selectors.history_series(queryset=predictions, limit=CHART_MAX_POINTS)
     score_samples = [
         charts.Sample(s.created_at, s.risk_score, s.risk_level, str(RISK_LABELS[s.risk_level]))

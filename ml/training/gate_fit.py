@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ml.gate import (
@@ -110,6 +111,15 @@ def _tensor(image: DecodedImage, spec: InputSpec, site: str) -> np.ndarray | Non
     return tensor
 
 
+def _rgba_image(rgb: np.ndarray, mask: np.ndarray) -> DecodedImage:
+    """RGB + mask through a real PNG and the service's decoder."""
+    rgba = np.dstack([rgb, mask]).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return decode_image(buf.tobytes())
+
+
 def positive_images(dataset_dir: Path, site: str) -> Iterator[tuple[str, str, DecodedImage]]:
     """(file, subject_id, outlined image) for every real training image of the site."""
     with (dataset_dir / "labels.csv").open(newline="") as fh:
@@ -120,9 +130,24 @@ def positive_images(dataset_dir: Path, site: str) -> Iterator[tuple[str, str, De
     for row in rows:
         image = decode_image((dataset_dir / row["file"]).read_bytes())
         if site == "fingernail":
-            # Each nail box outlined as the patient page would send it.
-            for k, box in enumerate(_boxes(row["nail_bboxes"])):
-                yield f"{row['file']}#{k}", row["subject_id"], ellipse_outline(image.rgb, box)
+            # As the service receives them: all nails in one mask (alpha 255 on the nail
+            # boxes, RGB blanked outside), on the whole photo and on the crop around the
+            # nails that the patient page sends.
+            boxes = _boxes(row["nail_bboxes"])
+            if not boxes:
+                continue
+            mask = np.zeros(image.rgb.shape[:2], np.uint8)
+            for x0, y0, x1, y1 in boxes:
+                mask[y0:y1, x0:x1] = 255
+            rgb = np.where(mask[..., None] > 0, image.rgb, 0).astype(np.uint8)
+            yield f"{row['file']}#whole", row["subject_id"], _rgba_image(rgb, mask)
+            cx0, cy0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+            cx1, cy1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+            yield (
+                f"{row['file']}#crop",
+                row["subject_id"],
+                _rgba_image(rgb[cy0:cy1, cx0:cx1], mask[cy0:cy1, cx0:cx1]),
+            )
         else:
             yield row["file"], row["subject_id"], image
 
@@ -344,7 +369,7 @@ CAST_BAND_DEG = 45.0
 TEXTURE_FLOOR_SHARE = 0.25
 
 
-def fit_limits(pos: list[Positive]) -> dict[str, float]:
+def fit_limits(pos: list[Positive], site: str = "conjunctiva") -> dict[str, float]:
     limits: dict[str, float] = {}
     for key, (name, q, margin, path) in LIMIT_RULES.items():
         values = np.array(
@@ -360,8 +385,10 @@ def fit_limits(pos: list[Positive]) -> dict[str, float]:
             limits[key] = -99.0 if key.startswith("auto_min") else 99.0
             continue
         limits[key] = float(np.quantile(values, q)) + margin
-    limits["min_mask_share"] = max(0.02, limits["min_mask_share"])
-    limits["min_thickness"] = max(2.0, limits["min_thickness"])
+    if site != "fingernail":
+        # Floors for an eyelid outline; nails are small in a whole photo by nature.
+        limits["min_mask_share"] = max(0.02, limits["min_mask_share"])
+        limits["min_thickness"] = max(2.0, limits["min_thickness"])
     limits["min_texture"] = limits["min_texture"] * TEXTURE_FLOOR_SHARE
     limits["cast_low_deg"] = limits["min_hue_deg"] - CAST_BAND_DEG
     limits["cast_high_deg"] = limits["max_hue_deg"] + CAST_BAND_DEG
@@ -381,7 +408,7 @@ def build_gate_dict(
     With ``negs`` (real negatives) the gate also gets a discriminant per path, and the
     report a ``real_negatives`` section: each family's refusal rate on held-out sessions.
     """
-    limits = fit_limits(pos)
+    limits = fit_limits(pos, site)
     xp = np.array([p.provided.features for p in pos])
     auto = [p for p in pos if p.automatic is not None]
     xa = np.array([p.automatic.features for p in auto if p.automatic is not None])

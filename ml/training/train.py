@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset-dir", help="labelled dataset (else $HEALTHGUARD_DATASET_DIR)")
     parser.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR))
-    parser.add_argument("--site", default="conjunctiva", choices=["conjunctiva"])
-    parser.add_argument("--version", default=VERSION)
+    parser.add_argument("--site", default="conjunctiva", choices=["conjunctiva", "fingernail"])
+    parser.add_argument("--version", help=f"default: {VERSION} / fingernail-1.0.0")
     parser.add_argument("--label-rule", choices=sorted(LABEL_RULES), default="median")
     parser.add_argument("--cv-repeats", type=int, default=5)
     parser.add_argument(
@@ -185,6 +185,21 @@ def main(argv: list[str] | None = None) -> int:
     if dataset_dir is None or not (dataset_dir / "labels.csv").is_file():
         print("no dataset: pass --dataset-dir or set HEALTHGUARD_DATASET_DIR", file=sys.stderr)
         return 2
+    if args.site == "fingernail":
+        # Its own data (nail boxes), labels (adult cut-offs) and session-grouped CV.
+        from ml.training.nails_train import VERSION as NAIL_VERSION
+        from ml.training.nails_train import train_fingernail
+
+        summary = train_fingernail(
+            dataset_dir,
+            Path(args.model_dir),
+            version=args.version or NAIL_VERSION,
+            skip_cv=args.skip_cv,
+            cv_repeats=args.cv_repeats,
+        )
+        print(json.dumps(summary, indent=2))
+        return 0
+    args.version = args.version or VERSION
     cfg = RecipeConfig(feature_clip=args.feature_clip)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)

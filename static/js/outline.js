@@ -29,7 +29,8 @@
   var KEY_STEP = 40; // CSS px the photo moves per arrow key press (Shift: KEY_FINE_STEP)
   var KEY_FINE_STEP = 4;
   var THUMB_PREFIX = "hg-analysed:";
-  var REFUSALS = ["not_a_conjunctiva", "not_fingernails", "photo_quality", "no_conjunctiva_found"];
+  var REFUSALS = ["not_a_conjunctiva", "not_fingernails", "photo_quality", "no_conjunctiva_found", "no_fingernail_found"];
+  var MAX_NAILS = 5; // three fingertips in the photo the model was made for; a few spare
   var UPLOAD_TIMEOUT_MS = 120000;
 
   var input = document.getElementById("id_image");
@@ -58,20 +59,60 @@
     chooseAgain: document.getElementById("choose-again"),
     retake: document.getElementById("retake"),
     reoutline: document.getElementById("reoutline"),
+    nextNail: document.getElementById("next-nail"),
   };
+  // The radios sit above the form (form="upload-form"): not inside it in the document.
+  var siteInputs = Array.prototype.slice.call(document.querySelectorAll("input[name=site][form=upload-form]"));
   // Words added with the photo gate live in the page (translated by the template).
   var words = {};
   Array.prototype.forEach.call(document.querySelectorAll("#hg-words [data-key]"), function (node) {
     words[node.dataset.key] = node.textContent.trim();
   });
   var ctx = canvas.getContext("2d");
-  canvas.setAttribute("aria-label", config.text.canvas_label);
+
+  /* ---- the body site: inner eyelid or fingernails ---- */
+
+  function site() {
+    var checked = siteInputs.filter(function (node) { return node.checked; })[0];
+    return checked ? checked.value : "conjunctiva";
+  }
+
+  function isNails() {
+    return site() === "fingernail";
+  }
+
+  // The words of the chosen site: "nail.ready" for fingernails, else the eyelid's.
+  function siteText(key, fallback) {
+    return (isNails() && words["fingernail." + key]) || fallback || "";
+  }
+
+  // Each site's instructions, example and outline words sit in the page, marked with
+  // data-site; only the chosen site's are shown.
+  function showSite() {
+    var chosen = site();
+    Array.prototype.forEach.call(document.querySelectorAll("[data-site]"), function (node) {
+      node.hidden = node.dataset.site !== chosen;
+    });
+    document.documentElement.dataset.chosenSite = chosen;
+    canvas.setAttribute("aria-label", siteText("canvas_label", config.text.canvas_label));
+    if (state.image) {
+      hideRefusal();
+      say(status, readyText());
+      draw();
+    }
+  }
+
+  function readyText() {
+    return siteText("ready", config.text.ready);
+  }
+
 
   var state = {
     file: null,
     image: null,
-    points: [], // [x, y] in image pixels
-    history: [], // earlier copies of points, for undo
+    points: [], // the outline being drawn: [x, y] in image pixels
+    done: [], // fingernails: the nails already outlined (closed), each a list of points
+    history: [], // earlier {done, points}, for undo
     scale: 1, // CSS px per image px
     minScale: 1,
     maxScale: 8,
@@ -85,6 +126,7 @@
   };
   var pointers = new Map();
   var gesture = null;
+  siteInputs.forEach(function (node) { node.addEventListener("change", showSite); });
 
   function message(code) {
     return config.messages[code] || config.messages["default"];
@@ -204,11 +246,12 @@
     state.file = file;
     state.image = image;
     state.points = [];
+    state.done = [];
     state.history = [];
     state.carrying = -1;
     hideRefusal();
     step.hidden = false;
-    say(status, config.text.ready);
+    say(status, readyText());
     resizeCanvas();
     fit();
     stepTitle.focus();
@@ -264,9 +307,37 @@
     return [Math.min(iw, Math.max(0, p[0])), Math.min(ih, Math.max(0, p[1]))];
   }
 
+  function copyOutline(points) {
+    return points.map(function (p) { return p.slice(); });
+  }
+
   function remember() {
-    state.history.push(state.points.map(function (p) { return p.slice(); }));
+    state.history.push({ done: state.done.map(copyOutline), points: copyOutline(state.points) });
     if (state.history.length > 200) state.history.shift();
+  }
+
+  function restore() {
+    var earlier = state.history.pop();
+    state.done = earlier.done;
+    state.points = earlier.points;
+  }
+
+  // Every closed outline: the nails already done and the one being drawn (3 points or more).
+  function outlines() {
+    var all = state.done.slice();
+    if (state.points.length >= 3) all.push(state.points);
+    return all;
+  }
+
+  // Fingernails: the outline being drawn is closed and the next nail starts.
+  function closeOutline() {
+    if (state.points.length < 3 || state.done.length + 1 >= MAX_NAILS) return false;
+    remember();
+    state.done.push(state.points);
+    state.points = [];
+    say(status, (words["fingernail.nail_done"] || "").replace("{count}", String(state.done.length)));
+    draw();
+    return true;
   }
 
   // The point a press at (x, y) may drag: the nearest one within its grab radius. The
@@ -325,6 +396,7 @@
     canvas.dataset.offsetX = String(state.ox);
     canvas.dataset.offsetY = String(state.oy);
     canvas.dataset.points = String(state.points.length);
+    canvas.dataset.outlines = String(outlines().length);
     canvas.dataset.outline = JSON.stringify(state.points.map(function (p) {
       return [Math.round(p[0] * 10) / 10, Math.round(p[1] * 10) / 10];
     }));
@@ -338,6 +410,22 @@
       state.image.naturalWidth * state.scale,
       state.image.naturalHeight * state.scale
     );
+    state.done.forEach(function (outline) {
+      var done = outline.map(toScreen);
+      ctx.beginPath();
+      ctx.moveTo(done[0][0], done[0][1]);
+      for (var k = 1; k < done.length; k++) ctx.lineTo(done[k][0], done[k][1]);
+      ctx.closePath();
+      ctx.fillStyle = "rgba(77, 210, 255, 0.25)";
+      ctx.fill();
+      ctx.lineJoin = "round";
+      ctx.strokeStyle = "#000";
+      ctx.lineWidth = 4;
+      ctx.stroke();
+      ctx.strokeStyle = "#4dd2ff";
+      ctx.lineWidth = 2;
+      ctx.stroke();
+    });
     var pts = state.points.map(toScreen);
     if (pts.length) {
       ctx.beginPath();
@@ -373,8 +461,12 @@
   function updateControls() {
     var n = state.points.length;
     pointCount.textContent = config.text.points.replace("%(count)s", String(n));
+    if (isNails()) {
+      pointCount.textContent += " " + (words["fingernail.nails_outlined"] || "").replace("{count}", String(outlines().length));
+    }
+    buttons.nextNail.disabled = state.busy || n < 3 || state.done.length + 1 >= MAX_NAILS;
     buttons.undo.disabled = state.busy || state.history.length === 0;
-    buttons.clear.disabled = state.busy || n === 0;
+    buttons.clear.disabled = state.busy || (n === 0 && state.done.length === 0);
     buttons.sendOutline.disabled = state.busy;
     buttons.sendWhole.disabled = state.busy;
     buttons.chooseAgain.disabled = state.busy;
@@ -463,7 +555,9 @@
       var ip = toImage(p[0], p[1]);
       var iw = state.image.naturalWidth;
       var ih = state.image.naturalHeight;
-      if (ip[0] >= 0 && ip[1] >= 0 && ip[0] <= iw && ip[1] <= ih) addPoint(ip);
+      // Fingernails: a tap on the first point closes this nail's outline.
+      if (isNails() && gesture.index === 0 && state.points.length >= 3) closeOutline();
+      else if (ip[0] >= 0 && ip[1] >= 0 && ip[0] <= iw && ip[1] <= ih) addPoint(ip);
     }
     if (pointers.size === 0 || (gesture && gesture.type === "pinch")) gesture = null;
   }
@@ -522,7 +616,7 @@
     if (state.carrying < 0) return;
     var index = state.carrying;
     state.carrying = -1;
-    if (cancel) state.points = state.history.pop();
+    if (cancel) restore();
     say(status, countText(cancel ? words.point_put_back : words.point_put_down, index));
     draw();
   }
@@ -603,13 +697,14 @@
 
   buttons.undo.addEventListener("click", function () {
     if (!state.history.length) return;
-    state.points = state.history.pop();
+    restore();
     draw();
   });
   buttons.clear.addEventListener("click", function () {
-    if (!state.points.length) return;
+    if (!state.points.length && !state.done.length) return;
     remember();
     state.points = [];
+    state.done = [];
     draw();
   });
   buttons.zoomIn.addEventListener("click", function () {
@@ -619,6 +714,10 @@
     zoomAt(0.8, canvas.clientWidth / 2, canvas.clientHeight / 2);
   });
   buttons.fit.addEventListener("click", fit);
+  buttons.nextNail.addEventListener("click", function () {
+    closeOutline();
+    canvas.focus();
+  });
   // Back to step 1 with no photo: the old photo and its outline are let go; the language
   // (a cookie) and everything else on the page stay as they are.
   function backToPicker(prompt) {
@@ -627,6 +726,7 @@
     state.image = null;
     state.file = null;
     state.points = [];
+    state.done = [];
     state.history = [];
     state.carrying = -1;
     inputs.forEach(function (picker) { picker.value = ""; });
@@ -661,7 +761,7 @@
   });
   buttons.reoutline.addEventListener("click", function () {
     hideRefusal();
-    say(status, config.text.ready);
+    say(status, readyText());
     canvas.focus();
   });
 
@@ -696,21 +796,28 @@
     out.height = h;
     var c = out.getContext("2d");
     c.setTransform(w / bounds.width, 0, 0, h / bounds.height, -bounds.x * w / bounds.width, -bounds.y * h / bounds.height);
-    c.beginPath();
-    state.points.forEach(function (p, i) {
-      if (i === 0) c.moveTo(p[0], p[1]);
-      else c.lineTo(p[0], p[1]);
-    });
-    c.closePath();
-    c.clip();
     c.imageSmoothingQuality = "high";
-    c.drawImage(state.image, 0, 0);
+    // Each outline clips its own copy of the photo: the union of the outlines is opaque
+    // (alpha 255), everything else transparent, however the outlines overlap.
+    outlines().forEach(function (outline) {
+      c.save();
+      c.beginPath();
+      outline.forEach(function (p, i) {
+        if (i === 0) c.moveTo(p[0], p[1]);
+        else c.lineTo(p[0], p[1]);
+      });
+      c.closePath();
+      c.clip();
+      c.drawImage(state.image, 0, 0);
+      c.restore();
+    });
     return out;
   }
 
   function outlineBounds() {
-    var xs = state.points.map(function (p) { return p[0]; });
-    var ys = state.points.map(function (p) { return p[1]; });
+    var all = [].concat.apply([], outlines());
+    var xs = all.map(function (p) { return p[0]; });
+    var ys = all.map(function (p) { return p[1]; });
     var x0 = Math.max(0, Math.floor(Math.min.apply(null, xs)));
     var y0 = Math.max(0, Math.floor(Math.min.apply(null, ys)));
     var x1 = Math.min(state.image.naturalWidth, Math.ceil(Math.max.apply(null, xs)));
@@ -796,6 +903,7 @@
     var details = error.details || {};
     var reasons = Array.isArray(details.reasons) ? details.reasons : [];
     if (code === "no_conjunctiva_found" && !reasons.length) reasons = ["outline_needed"];
+    if (code === "no_fingernail_found" && !reasons.length) reasons = ["nail_outline_needed"];
     var summary = words["code." + code] || config.messages[code] || error.message || message("default");
     var lines = [];
     reasons.forEach(function (reason) {
@@ -855,7 +963,7 @@
   // answers with the result it may already have stored instead of storing a second.
   var pending = null;
   async function idempotentUpload(makeBlob, filename) {
-    var what = filename + " " + JSON.stringify(state.points);
+    var what = filename + " " + site() + " " + JSON.stringify(outlines());
     if (!pending || pending.file !== state.file || pending.what !== what) {
       var key = window.crypto && crypto.randomUUID ? crypto.randomUUID()
         : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
@@ -876,6 +984,7 @@
       say(status, config.text.sending, "busy");
       var data = new FormData();
       // A photo sent as it was keeps its name; one re-encoded here is a JPEG.
+      data.append("site", site());
       data.append("image", blob, blob === state.file ? filename : blob.type === "image/png" ? "outline.png" : "photo.jpg");
       // A stalled mobile connection should end in a message, not a spinner forever.
       var controller = window.AbortController ? new AbortController() : null;
@@ -918,13 +1027,15 @@
   status.setAttribute("tabindex", "-1");
 
   buttons.sendOutline.addEventListener("click", function () {
-    if (state.points.length < 3) {
-      showError(status, "outline_too_small");
+    if (!outlines().length) {
+      showError(status, isNails() ? "nail_outline_too_small" : "outline_too_small");
       status.focus();
       return;
     }
     send(outlinePng, "outline.png", "outline");
   });
+
+  showSite();
 
   buttons.sendWhole.addEventListener("click", function () {
     var name = state.file && state.file.name ? state.file.name : "photo.jpg";

@@ -327,7 +327,10 @@ def test_the_result_page_shows_exactly_the_outlined_area_from_this_browser_only(
     assert thumb.shape[2] == 4 and max(thumb.shape[:2]) <= 320
     assert thumb[:, :, 3].min() == 0 and thumb[:, :, 3].max() == 255  # outside is transparent
     sent = request_info.value.post_data_buffer
-    assert sent.count(b"Content-Disposition") == 1  # the upload itself, nothing more
+    # The upload itself and the chosen body site, nothing more (no thumbnail).
+    assert sent.count(b"Content-Disposition") == 2
+    assert sent.count(b"filename=") == 1
+    assert b'name="site"\r\n\r\nconjunctiva\r\n' in sent
     # The server's page has no picture in it: it comes from this tab's storage.
     served = page.request.get(page.url).text()
     assert "data:image" not in served

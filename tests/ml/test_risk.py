@@ -70,3 +70,14 @@ def test_it_rejects_a_card_with_inverted_thresholds() -> None:
         card_from_dict(
             {"site": "s", "version": "v", "risk": {"thresholds": {"low": 0.7, "high": 0.3}}}
         )
+
+
+@pytest.mark.parametrize("score", [0.05, 0.5, 0.95])
+def test_the_fingernail_advice_speaks_to_the_adult_not_about_a_child(registry, score):
+    fingernail = assess_risk(score, card=registry.get("fingernail").card)
+    eyelid = assess_risk(score, card=registry.get("conjunctiva").card)
+    assert "child" not in fingernail.recommendation
+    assert fingernail.level == eyelid.level
+    if fingernail.level is RiskLevel.LOW:
+        assert "if you are tired" in fingernail.recommendation
+        assert "the child" in eyelid.recommendation

@@ -29,6 +29,7 @@ def test_it_counts_a_prediction_by_condition_risk_level_and_model_version(
 
     labels = {
         "condition": body["condition"],
+        "site": body["site"],
         "risk_level": body["risk_level"],
         "model_version": body["model_version"],
     }
@@ -37,7 +38,7 @@ def test_it_counts_a_prediction_by_condition_risk_level_and_model_version(
     family = parse_metrics(after)["healthguard_predictions"]
     assert family.type == "counter"
     for sample in family.samples:
-        assert set(sample.labels) == {"condition", "risk_level", "model_version"}
+        assert set(sample.labels) == {"condition", "site", "risk_level", "model_version"}
 
 
 def test_it_observes_each_prediction_in_the_duration_histogram(client, api_client, real_crop_bytes):

@@ -39,7 +39,7 @@ def test_the_result_checked_before_signing_in_is_in_my_results(client, patient):
     assert checked.owner_id == patient.pk
     assert checked.owner_hash == owner_hash_for(patient.pk)
     history = client.get("/history")
-    assert [p.message_id for p, _ in history.context["rows"]] == [checked.message_id]
+    assert [p.message_id for p, *_ in history.context["rows"]] == [checked.message_id]
     assert client.get(f"/results/{checked.message_id}").status_code == 200
     assert SESSION_KEY not in client.session
 

@@ -12,7 +12,7 @@ URL = "/history"
 
 
 def shown(response) -> list[str]:
-    return [p.message_id for p, _label in response.context["rows"]]
+    return [p.message_id for p, *_ in response.context["rows"]]
 
 
 @pytest.fixture
