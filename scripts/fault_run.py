@@ -366,7 +366,23 @@ def crops(dataset: Path) -> list[tuple[str, bytes]]:
             for r in csv.DictReader(fh)
             if r["image_kind"] == "palpebral_crop" and r["qc_flag"] == "ok"
         ]
-    return [(Path(r["file"]).name, (dataset / r["file"]).read_bytes()) for r in rows]
+    every = [(Path(r["file"]).name, (dataset / r["file"]).read_bytes()) for r in rows]
+    return [(name, data) for name, data in every if gate_passes(data)]
+
+
+def gate_passes(data: bytes) -> bool:
+    """The photo gate refuses a few real crops (a 422, rightly never stored): the fault
+    run checks what happens to photos the service does score, so it sends only those."""
+    from ml.gate import PhotoRejected
+    from ml.images import decode_image, read_header
+    from ml.runtime import get_registry
+
+    model = get_registry(REPO_ROOT / "model").get("conjunctiva")
+    try:
+        model.predict(decode_image(data, read_header(data)))
+    except PhotoRejected:
+        return False
+    return True
 
 
 def stored_rows(url: str) -> dict[str, list[str]]:
