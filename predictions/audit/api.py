@@ -55,6 +55,7 @@ class AuditExportView(APIView):
             (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR),
             (200, "application/fhir+json"): OpenApiResponse(OpenApiTypes.OBJECT),
             (400, "application/json"): OpenApiResponse(description="Invalid filter"),
+            (401, "application/json"): OpenApiResponse(description="Not signed in"),
             (403, "application/json"): OpenApiResponse(description="Not a compliance officer"),
         },
     )
