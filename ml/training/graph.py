@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -178,7 +179,11 @@ class AnemiaModule(tf.Module):
 
 
 def export_tflite(params: ExportedParams, path: Path, size: int = 224) -> bytes:
-    module = AnemiaModule(params, size)
+    return export_module(AnemiaModule(params, size), path, size)
+
+
+def export_module(module: Any, path: Path, size: int) -> bytes:
+    """Convert a module with a ``columns(x)`` method to a builtin-ops .tflite at ``path``."""
     spec = tf.TensorSpec([1, size, size, 4], tf.float32, name="image_and_mask")
 
     @tf.function(input_signature=[spec])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ml.training.graph import HbHead, agree, features_tf
+from ml.training.graph import HbHead, agree, export_module, features_tf
 from ml.training.nails import (
     AGREE_MARGIN_G_DL,
     ANEMIC_BELOW_G_DL,
@@ -65,21 +65,7 @@ class FingernailModule(tf.Module):
 
 
 def export_nail_tflite(params: NailParams, path: Path, size: int) -> bytes:
-    module = FingernailModule(params)
-    spec = tf.TensorSpec([1, size, size, 4], tf.float32, name="image_and_mask")
-
-    @tf.function(input_signature=[spec])
-    def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"columns": module.columns(x)}
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], module
-    )
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    blob: bytes = converter.convert()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(blob)
-    return blob
+    return export_module(FingernailModule(params), path, size)
 
 
 def nail_features_for_check(x: np.ndarray, params: NailParams) -> np.ndarray:
