@@ -11,6 +11,10 @@ Read from the environment (the names are the service's configuration interface):
   RUN_MIGRATIONS=1          run `manage.py migrate` once in the master before any worker
                             forks (and `createsuperuser --noinput` when
                             DJANGO_SUPERUSER_USERNAME is set); off by default
+  AUDITLOG_CHAIN_LINKING    "deferred" by default here: every worker runs the audit
+                            chain's linker thread (predictions/audit/linker.py), so a
+                            request only seals its audit entries and takes no lock;
+                            "inline" links them in the request, under the chain's lock
 Other gunicorn flags can still be given through GUNICORN_CMD_ARGS.
 """
 
@@ -114,6 +118,11 @@ if not _metrics_dir:
     _metrics_dir = str(Path(tempfile.gettempdir()) / f"healthguard-prometheus-{_port}")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
+# Audit chain: writers seal, a linker links (predictions/audit/chain.py). Deferred is safe
+# here because every worker runs a linker (post_worker_init); set before any worker
+# loads the Django settings, and inherited by `manage.py` commands run from the master.
+os.environ.setdefault("AUDITLOG_CHAIN_LINKING", "deferred")
+
 
 def _metrics_dir_reset(path: Path) -> None:
     """Start from an empty directory: files left by a previous run would be counted."""
@@ -152,3 +161,17 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: Any) -> None:
+    """In each worker, once Django and the app are loaded: start the audit linker."""
+    from predictions.audit.linker import linker_start
+
+    linker_start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In the worker, as it exits: a last linking pass, then the linker stops."""
+    from predictions.audit.linker import linker_stop
+
+    linker_stop()

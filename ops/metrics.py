@@ -90,6 +90,24 @@ UPLOAD_REJECTIONS = Counter(
     ["reason"],
 )
 
+AUDIT_LINKED = Counter(
+    "healthguard_audit_entries_linked",
+    "Audit entries the deferred linker linked into the hash chain.",
+)
+AUDIT_LINK_REFUSED = Counter(
+    "healthguard_audit_entries_link_refused",
+    "Unlinked audit entries the linker refused: their seal does not verify (tampering).",
+)
+AUDIT_LINK_FAILURES = Counter(
+    "healthguard_audit_link_failures",
+    "Linker passes that failed (database unreachable, say); the next pass retries.",
+)
+AUDIT_LINK_LAG = Histogram(
+    "healthguard_audit_link_lag_seconds",
+    "Per linker pass that linked entries: the age of the oldest one when it was linked.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0, 60.0),
+)
+
 
 def route_name(request: Any) -> str:
     """The matched URL pattern's name (bounded), or UNMATCHED_ROUTE."""

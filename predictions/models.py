@@ -89,8 +89,9 @@ EXPORT_PERMISSION = "predictions.export_auditlog"
 class AuditChainState(models.Model):
     """The head of the audit hash chain: a single row (pk=1).
 
-    Appending to the chain locks this row (SELECT ... FOR UPDATE), so concurrent
-    writers link their entries one after another and never to the same predecessor.
+    Linking entries into the chain locks this row (SELECT ... FOR UPDATE), so links
+    are made one batch after another and never to the same predecessor. Writers do not
+    take it when linking is deferred (predictions/audit/chain.py): only the linker does.
     `base_*` describe where the retained chain starts once old links were purged
     under the retention policy; `key_fingerprint` tells `verify_auditlog` whether the
     HMAC key changed since the chain was started.
@@ -113,8 +114,13 @@ class AuditChainState(models.Model):
 
 
 class AuditChainLink(models.Model):
-    """One link of the tamper-evident chain: the HMAC of one audit log entry's
-    content and of the previous link's hash.
+    """One audit log entry's place in the tamper-evident chain.
+
+    Written in the entry's own transaction with its `seal` (an HMAC of the entry's
+    content and actor: only the application, which holds the key, can write one).
+    `seq`, `prev_hash` and `hash` (the HMAC of the content and of the previous link's
+    hash) are filled in when the entry is linked: at once when linking is inline, within
+    about a second by the linker when it is deferred. Until then `seq` is NULL.
 
     `entry_id` is a plain integer, not a foreign key, on purpose: when an entry is
     deleted behind the application's back its link stays behind as evidence. The
@@ -122,17 +128,28 @@ class AuditChainLink(models.Model):
     of a user account still verifies (and a NULL set by hand does not).
     """
 
-    seq = models.BigIntegerField(primary_key=True)
-    entry_id = models.BigIntegerField(unique=True)
+    entry_id = models.BigIntegerField(primary_key=True)
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
     actor_id = models.BigIntegerField(null=True, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    seal = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         default_permissions = ()
         ordering = ["seq"]
+        indexes = [
+            # The linker's queue: the entries not linked yet (a handful at any time).
+            models.Index(
+                fields=["entry_id"],
+                name="audit_link_pending",
+                condition=models.Q(seq__isnull=True),
+            )
+        ]
 
     def __str__(self) -> str:
+        if self.seq is None:
+            return f"audit chain link for entry {self.entry_id} (not linked yet)"
         return f"audit chain link #{self.seq}"
 
 

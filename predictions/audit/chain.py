@@ -1,7 +1,18 @@
 """The tamper-evident hash chain over the audit log.
 
-Every entry is chained: its HMAC covers the entry's content and the previous link's
-hash (`chain_append`), so `chain_verify` finds an edited, deleted or inserted row.
+Every entry gets a link row in its own transaction (`chain_record`), holding the entry's
+seal: an HMAC of its content and actor under the chain key. Linking gives the row its
+place: `seq`, and `hash`, an HMAC of the content and of the previous link's hash. So
+`chain_verify` finds an edited, deleted, inserted or reordered entry, a truncated chain,
+a rewritten actor and a changed key.
+
+Linking is either inline (in the writer's transaction, under the head row's lock: every
+writer of the fleet waits for the one before) or deferred (settings.AUDITLOG_CHAIN_LINKING):
+the writer then pays one INSERT and takes no lock, and `chain_link_pending`, run by the
+linker (predictions/audit/linker.py) every AUDITLOG_CHAIN_LINK_INTERVAL_MS, links what
+was sealed since, in batches, one linker at a time (a PostgreSQL advisory lock). An entry
+is unlinked for at most that interval plus one pass while a linker runs; `chain_verify`
+checks the seals of unlinked entries too, and reports one still unlinked after its grace.
 """
 
 from __future__ import annotations
@@ -12,12 +23,13 @@ import hmac
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from predictions.models import GENESIS_HASH, AuditChainLink, AuditChainState
@@ -47,6 +59,10 @@ KEY_CHANGED = (
     "(AUDITLOG_CHAIN_KEY, or SECRET_KEY when it is unset, was changed)"
 )
 
+# pg_try_advisory_xact_lock key of the linker: one linker links at a time, the others
+# skip their pass instead of queueing ("hgAU" in ASCII).
+LINKER_LOCK_ID = 0x68674155
+
 
 def chain_key() -> bytes:
     return str(settings.AUDITLOG_CHAIN_KEY).encode()
@@ -56,26 +72,66 @@ def key_fingerprint(key: bytes) -> str:
     return hashlib.sha256(b"healthguard-audit-chain:" + key).hexdigest()[:16]
 
 
-def entry_digest(
-    *, row: Mapping[str, Any], seq: int, actor_id: int | None, prev_hash: str, key: bytes
-) -> str:
-    """HMAC-SHA256 of the previous hash and a canonical JSON of the entry.
+def linking_deferred() -> bool:
+    return bool(settings.AUDITLOG_CHAIN_LINKING == "deferred")
 
-    `row` comes from `LogEntry.objects.values(*HASHED_FIELDS)` both when the link is
-    written and when it is verified, so values are typed the same way both times
-    (JSON keys are sorted: PostgreSQL's jsonb does not keep their order).
-    """
+
+def _payload(row: Mapping[str, Any], *, actor_id: int | None, seq: int | None) -> str:
     content = {name: row[name] for name in HASHED_FIELDS}
     content["timestamp"] = row["timestamp"].astimezone(dt.UTC).isoformat()
     content["actor_id"] = actor_id
-    content["seq"] = seq
-    payload = json.dumps(
+    if seq is not None:
+        content["seq"] = seq
+    return json.dumps(
         content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )
+
+
+def entry_digest(
+    *, row: Mapping[str, Any], seq: int, actor_id: int | None, prev_hash: str, key: bytes
+) -> str:
+    """HMAC-SHA256 of the previous hash and a canonical JSON of the entry: the link hash.
+
+    `row` is what `LogEntry.objects.values(*HASHED_FIELDS)` gives (or `entry_row` of the
+    saved instance, typed the same way), so values are typed the same way when the link
+    is written and when it is verified (JSON keys are sorted: PostgreSQL's jsonb does not
+    keep their order).
+    """
+    payload = _payload(row, actor_id=actor_id, seq=seq)
     return hmac.new(key, f"{prev_hash}\n{payload}".encode(), hashlib.sha256).hexdigest()
 
 
-# --- Appending ----------------------------------------------------------------------
+def entry_seal(*, row: Mapping[str, Any], actor_id: int | None, key: bytes) -> str:
+    """HMAC-SHA256 of the entry alone: written with the entry, before it has a place."""
+    payload = _payload(row, actor_id=actor_id, seq=None)
+    return hmac.new(key, f"seal\n{payload}".encode(), hashlib.sha256).hexdigest()
+
+
+@cache
+def _hashed_fields() -> tuple[models.Field[Any, Any], ...]:
+    return tuple(LogEntry._meta.get_field(name) for name in HASHED_FIELDS)
+
+
+def entry_row(entry: LogEntry) -> dict[str, Any]:
+    """A saved entry's hashed values as the database gives them back (see entry_digest).
+
+    JSON columns go through their own encoder and decoder (tuples become lists, keys
+    strings), the others through the field's `to_python` (an IPv6 address normalised,
+    a number given as text made an int): no round trip to read the row back.
+    """
+    row: dict[str, Any] = {}
+    for field in _hashed_fields():
+        value = getattr(entry, field.attname)
+        if isinstance(field, models.JSONField):
+            if value is not None:
+                value = json.loads(json.dumps(value, cls=field.encoder), cls=field.decoder)
+        elif value is not None:
+            value = field.to_python(value)
+        row[field.attname] = value
+    return row
+
+
+# --- Recording and linking ----------------------------------------------------------
 
 
 def chain_state_locked(key: bytes) -> AuditChainState:
@@ -89,56 +145,135 @@ def chain_state_locked(key: bytes) -> AuditChainState:
     return state
 
 
-def chain_append(*, entry_ids: Sequence[int]) -> list[AuditChainLink]:
-    """Link entries (already saved) to the end of the chain, in id order.
+def _state_save(state: AuditChainState) -> None:
+    state.save(update_fields=["head_seq", "head_hash", "key_fingerprint", "updated_at"])
 
-    The head row is locked for the rest of the surrounding transaction, which
-    serialises appends: two writers cannot both link to the same predecessor.
+
+def _links_place(
+    state: AuditChainState, pairs: Iterable[tuple[AuditChainLink, Mapping[str, Any]]], key: bytes
+) -> None:
+    """Give each link the next place after the head, in order, and move the head."""
+    seq, prev = state.head_seq, state.head_hash
+    for link, row in pairs:
+        seq += 1
+        link.seq, link.prev_hash = seq, prev
+        link.hash = entry_digest(row=row, seq=seq, actor_id=link.actor_id, prev_hash=prev, key=key)
+        prev = link.hash
+    state.head_seq, state.head_hash = seq, prev
+
+
+def chain_record(*, entries: Sequence[LogEntry]) -> list[AuditChainLink]:
+    """Seal entries just saved, in their transaction; link them too when inline.
+
+    Deferred: one INSERT and no lock. Inline: the head row is locked for the rest of the
+    surrounding transaction, which serialises writers (two cannot both link to the same
+    predecessor).
     """
-    if not entry_ids:
+    if not entries:
         return []
     key = chain_key()
+    pairs = []
+    for entry in sorted(entries, key=lambda e: e.pk):
+        row = entry_row(entry)
+        seal = entry_seal(row=row, actor_id=entry.actor_id, key=key)
+        pairs.append((AuditChainLink(entry_id=entry.pk, actor_id=entry.actor_id, seal=seal), row))
+    links = [link for link, _ in pairs]
     # No savepoint: a failed append must fail the surrounding transaction anyway.
     with transaction.atomic(savepoint=False):
-        state = chain_state_locked(key)
-        rows = LogEntry.objects.filter(pk__in=entry_ids).order_by("pk")
-        links = []
-        seq, prev = state.head_seq, state.head_hash
-        for row in rows.values(*HASHED_FIELDS, "actor_id"):
-            seq += 1
-            digest = entry_digest(
-                row=row, seq=seq, actor_id=row["actor_id"], prev_hash=prev, key=key
-            )
-            links.append(
-                AuditChainLink(
-                    seq=seq,
-                    entry_id=row["id"],
-                    actor_id=row["actor_id"],
-                    prev_hash=prev,
-                    hash=digest,
-                )
-            )
-            prev = digest
-        AuditChainLink.objects.bulk_create(links)
-        state.head_seq, state.head_hash = seq, prev
-        state.save(update_fields=["head_seq", "head_hash", "key_fingerprint", "updated_at"])
+        if linking_deferred():
+            AuditChainLink.objects.bulk_create(links)
+        else:
+            state = chain_state_locked(key)
+            _links_place(state, pairs, key)
+            AuditChainLink.objects.bulk_create(links)
+            _state_save(state)
     return links
 
 
 def chain_saved_entry(
     sender: type[LogEntry], instance: LogEntry, created: bool, raw: bool = False, **kwargs: Any
 ) -> None:
-    """post_save receiver on LogEntry: chain every entry as it is written."""
+    """post_save receiver on LogEntry: record every entry in the chain as it is written."""
     if created and not raw:
-        chain_append(entry_ids=[instance.pk])
+        chain_record(entries=[instance])
 
 
 def entries_write(*, entries: Sequence[LogEntry]) -> list[LogEntry]:
-    """Write several entries at once (one INSERT) and chain them, atomically."""
+    """Write several entries at once (one INSERT) and record them, atomically."""
     with transaction.atomic(savepoint=False):
         created = LogEntry.objects.bulk_create(entries)
-        chain_append(entry_ids=[e.pk for e in created])
+        chain_record(entries=created)
     return created
+
+
+def _linker_lock() -> bool:
+    """This transaction's turn to link (PostgreSQL); elsewhere the head row's lock is it."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LINKER_LOCK_ID])
+        return bool(cursor.fetchone()[0])
+
+
+def _sealed_as_written(
+    link: AuditChainLink, row: Mapping[str, Any] | None, key: bytes
+) -> bool:
+    """The entry is there, as sealed, with its actor or none (an account deleted)."""
+    if row is None or row["actor_id"] not in (link.actor_id, None):
+        return False
+    seal = entry_seal(row=row, actor_id=link.actor_id, key=key)
+    return hmac.compare_digest(seal, link.seal)
+
+
+@dataclass(frozen=True)
+class LinkPass:
+    linked: int
+    refused: int  # unlinked entries whose seal does not verify: left for verify to report
+    busy: bool  # another linker held the lock: nothing was done
+    oldest: dt.datetime | None = None  # timestamp of the oldest entry linked
+
+
+def chain_link_pending(*, batch_size: int = 2000) -> LinkPass:
+    """Link every sealed entry not linked yet, in entry id order, batch by batch.
+
+    Entries committed late with a smaller id than one already linked are linked in the
+    next pass: the chain's order is the order of linking. An entry whose seal does not
+    verify (edited or forged before it was linked) is left unlinked for `chain_verify`.
+    """
+    key = chain_key()
+    linked = refused = 0
+    oldest: dt.datetime | None = None
+    after = -1
+    while True:
+        with transaction.atomic():
+            if not _linker_lock():
+                return LinkPass(linked, refused, busy=True, oldest=oldest)
+            state = chain_state_locked(key)
+            pending = list(
+                AuditChainLink.objects.filter(seq__isnull=True, entry_id__gt=after)
+                .order_by("entry_id")[:batch_size]
+            )
+            if not pending:
+                return LinkPass(linked, refused, busy=False, oldest=oldest)
+            rows = _batch_rows([link.entry_id for link in pending])
+            pairs = [
+                (link, rows[link.entry_id])
+                for link in pending
+                if _sealed_as_written(link, rows.get(link.entry_id), key)
+            ]
+            _links_place(state, pairs, key)
+            AuditChainLink.objects.bulk_update(
+                [link for link, _ in pairs], ["seq", "prev_hash", "hash"], batch_size=500
+            )
+            _state_save(state)
+        linked += len(pairs)
+        refused += len(pending) - len(pairs)
+        after = pending[-1].entry_id
+        stamps = [row["timestamp"] for _, row in pairs]
+        if stamps and (oldest is None or min(stamps) < oldest):
+            oldest = min(stamps)
+        if len(pending) < batch_size:
+            return LinkPass(linked, refused, busy=False, oldest=oldest)
 
 
 def _unlinked_entries() -> models.QuerySet[LogEntry]:
@@ -148,14 +283,16 @@ def _unlinked_entries() -> models.QuerySet[LogEntry]:
 
 
 def chain_backfill() -> int:
-    """Chain entries that have no link yet (a chain rebuilt from scratch)."""
+    """Record and link entries that have no link row (a chain rebuilt from scratch)."""
     total = 0
     while True:
-        ids = list(_unlinked_entries().values_list("pk", flat=True)[:2000])
-        if not ids:
+        entries = list(_unlinked_entries()[:2000])
+        if not entries:
             return total
-        chain_append(entry_ids=ids)
-        total += len(ids)
+        with transaction.atomic():
+            chain_record(entries=entries)
+        total += len(entries)
+        chain_link_pending()
 
 
 # --- Verifying ----------------------------------------------------------------------
@@ -182,6 +319,7 @@ class ChainReport:
     head_seq: int
     head_hash: str
     first_break: ChainBreak | None
+    unlinked: int = 0  # sealed, seal checked, not linked yet (younger than the grace)
 
     @property
     def ok(self) -> bool:
@@ -195,6 +333,7 @@ class _Walk:
     expected: int
     prev: str
     checked: int = 0
+    unlinked: int = 0
 
 
 def _existing_user_ids(ids: Iterable[int]) -> set[int]:
@@ -204,13 +343,11 @@ def _existing_user_ids(ids: Iterable[int]) -> set[int]:
     return set(get_user_model().objects.filter(pk__in=wanted).values_list("pk", flat=True))
 
 
-def _batch_rows(links: Sequence[AuditChainLink]) -> dict[int, dict[str, Any]]:
-    """The linked entries of one batch, by id, as `entry_digest` reads them."""
+def _batch_rows(entry_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The entries of one batch, by id, as `entry_digest` reads them."""
     return {
         row["id"]: row
-        for row in LogEntry.objects.filter(pk__in=[link.entry_id for link in links]).values(
-            *HASHED_FIELDS, "actor_id"
-        )
+        for row in LogEntry.objects.filter(pk__in=entry_ids).values(*HASHED_FIELDS, "actor_id")
     }
 
 
@@ -232,6 +369,22 @@ def _actors_still_there(
     return _existing_user_ids(a for a in gone if a is not None)
 
 
+def _entry_break(
+    link: AuditChainLink, row: Mapping[str, Any] | None, still_there: set[int], key: bytes
+) -> str | None:
+    """Why this link's entry is not as it was sealed, or None when it is."""
+    if row is None:
+        return "entry deleted"
+    if row["actor_id"] != link.actor_id and (
+        row["actor_id"] is not None or link.actor_id in still_there
+    ):
+        return "actor changed"
+    seal = entry_seal(row=row, actor_id=link.actor_id, key=key)
+    if not hmac.compare_digest(seal, link.seal):
+        return "entry or link modified (seal mismatch)"
+    return None
+
+
 def _link_break(
     link: AuditChainLink,
     row: Mapping[str, Any] | None,
@@ -246,12 +399,10 @@ def _link_break(
         )
     if link.prev_hash != walk.prev:
         return ChainBreak(link.seq, link.entry_id, "does not point to the previous link's hash")
-    if row is None:
-        return ChainBreak(link.seq, link.entry_id, "entry deleted")
-    if row["actor_id"] != link.actor_id and (
-        row["actor_id"] is not None or link.actor_id in still_there
-    ):
-        return ChainBreak(link.seq, link.entry_id, "actor changed")
+    reason = _entry_break(link, row, still_there, key)
+    if reason is not None:
+        return ChainBreak(link.seq, link.entry_id, reason)
+    assert row is not None
     digest = entry_digest(
         row=row, seq=link.seq, actor_id=link.actor_id, prev_hash=walk.prev, key=key
     )
@@ -271,7 +422,7 @@ def _links_break(
         )
         if not links:
             break
-        rows = _batch_rows(links)
+        rows = _batch_rows([link.entry_id for link in links])
         still_there = _actors_still_there(links, rows)
         for link in links:
             brk = _link_break(link, rows.get(link.entry_id), walk, still_there, key)
@@ -292,8 +443,40 @@ def _head_break(state: AuditChainState, walk: _Walk) -> ChainBreak | None:
     return None
 
 
+def _pending_break(
+    walk: _Walk, before: dt.datetime, key: bytes, batch_size: int
+) -> ChainBreak | None:
+    """Check the seal of every entry not linked yet; none may be older than `before`."""
+    after = -1
+    while True:
+        links = list(
+            AuditChainLink.objects.filter(seq__isnull=True, entry_id__gt=after)
+            .order_by("entry_id")[:batch_size]
+        )
+        if not links:
+            return None
+        rows = _batch_rows([link.entry_id for link in links])
+        still_there = _actors_still_there(links, rows)
+        for link in links:
+            row = rows.get(link.entry_id)
+            reason = _entry_break(link, row, still_there, key)
+            if reason is not None:
+                return ChainBreak(None, link.entry_id, f"{reason} before it was linked")
+            assert row is not None
+            if row["timestamp"] < before:
+                return ChainBreak(
+                    None,
+                    link.entry_id,
+                    "sealed but still not linked after the grace period (is a linker "
+                    "running? AUDITLOG_CHAIN_LINKING=deferred needs gunicorn's workers "
+                    "or `manage.py link_auditlog`)",
+                )
+            walk.unlinked += 1
+        after = links[-1].entry_id
+
+
 def _unlinked_break(before: dt.datetime) -> ChainBreak | None:
-    """An entry older than `before` that is in no link (written behind the app's back)."""
+    """An entry older than `before` with no link row (written behind the app's back)."""
     unlinked = (
         _unlinked_entries().filter(timestamp__lt=before).values_list("pk", flat=True).first()
     )
@@ -308,11 +491,14 @@ def chain_verify(*, batch_size: int = 2000, grace_seconds: int = 60) -> ChainRep
     """Walk the chain from its retained start to the head; report the first break.
 
     Memory stays constant: links are read in keyset-paginated batches and their
-    entries fetched per batch. Entries younger than `grace_seconds` that have no link
-    yet are not reported (an entry is committed a moment before its link is).
+    entries fetched per batch. Entries not linked yet have their seal checked; one
+    older than `grace_seconds` is a break (no linker ran), and so is an entry with no
+    link row at all (the row is written in the entry's transaction; the grace covers
+    a transaction still open when the walk started).
     """
     key = chain_key()
     started = timezone.now()
+    before = started - dt.timedelta(seconds=grace_seconds)
     state = AuditChainState.objects.filter(pk=1).first()
     if state is None:
         missing = AuditChainLink.objects.exists() or LogEntry.objects.exists()
@@ -325,6 +511,7 @@ def chain_verify(*, batch_size: int = 2000, grace_seconds: int = 60) -> ChainRep
         brk = (
             _links_break(state, walk, key, batch_size)
             or _head_break(state, walk)
-            or _unlinked_break(started - dt.timedelta(seconds=grace_seconds))
+            or _pending_break(walk, before, key, batch_size)
+            or _unlinked_break(before)
         )
-    return ChainReport(walk.checked, state.head_seq, state.head_hash, brk)
+    return ChainReport(walk.checked, state.head_seq, state.head_hash, brk, walk.unlinked)

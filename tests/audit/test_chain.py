@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.utils import timezone
 
+from predictions.audit import chain
 from predictions.audit import trail as audit
 from predictions.models import AuditChainLink, AuditChainState
 from tests.factories import PredictionFactory, UserFactory
@@ -33,12 +34,17 @@ def broken() -> str:
     return str(exc.value)
 
 
-@pytest.fixture
-def trail(db):
-    """A few entries of different kinds, all chained."""
+@pytest.fixture(params=["inline", "deferred"])
+def trail(request, db, settings):
+    """A few entries of different kinds, all chained: linked by their writers (inline)
+    or sealed by them and linked afterwards by the linker (deferred)."""
+    settings.AUDITLOG_CHAIN_LINKING = request.param
     PredictionFactory.create_batch(3)
     user = UserFactory.create(username="reviewer")
     user.groups.add(*Group.objects.all())
+    if request.param == "deferred":
+        assert not AuditChainLink.objects.filter(seq__isnull=False).exists()
+        assert chain.chain_link_pending().linked == LogEntry.objects.count()
     links = list(AuditChainLink.objects.order_by("seq"))
     assert len(links) == LogEntry.objects.count() >= 5
     return links
@@ -97,6 +103,31 @@ def test_it_detects_an_entry_inserted_outside_the_application(trail):
                   object_repr="pred_forged", action=LogEntry.Action.ACCESS)]
     )[0]
     assert f"entry id {forged.pk}: entry is not in the chain" in broken()
+    # The linker never links it either: it links sealed entries only.
+    assert chain.chain_link_pending().linked == 0
+
+
+def test_it_detects_an_entry_inserted_with_a_forged_link_row(trail):
+    forged = LogEntry.objects.bulk_create(
+        [LogEntry(content_type_id=LogEntry.objects.first().content_type_id, object_pk="1",
+                  object_repr="pred_forged", action=LogEntry.Action.ACCESS)]
+    )[0]
+    AuditChainLink.objects.create(entry_id=forged.pk, seal="0" * 64)  # no key: no seal
+    assert chain.chain_link_pending().refused == 1
+    assert (
+        f"entry id {forged.pk}: entry or link modified (seal mismatch) before it was linked"
+        in broken()
+    )
+
+
+def test_it_detects_two_entries_swapped(trail):
+    """Reordering: the entries' contents change places, their links stay."""
+    first, second = (LogEntry.objects.get(pk=link.entry_id) for link in trail[1:3])
+    for entry, other in ((first, second), (second, first)):
+        LogEntry.objects.filter(pk=entry.pk).update(
+            object_repr=other.object_repr, timestamp=other.timestamp, changes=other.changes
+        )
+    assert f"link #{trail[1].seq}" in broken()
 
 
 def test_it_detects_an_actor_rewritten_by_hand(trail):
@@ -151,5 +182,6 @@ def test_concurrent_writers_append_one_after_another():
     for t in threads:
         t.join()
     assert not errors
-    assert AuditChainLink.objects.count() == LogEntry.objects.count() == 60
-    assert "60 links verified" in verify()
+    entries = LogEntry.objects.count()  # 60, and those of the roles fixture's groups
+    assert AuditChainLink.objects.count() == entries >= 60
+    assert f"{entries} links verified" in verify()

@@ -12,8 +12,9 @@ from predictions.audit.chain import chain_verify
 class Command(BaseCommand):
     help = (
         "Verify the audit log's hash chain: every entry unchanged, none deleted or "
-        "inserted. Prints the head (seq and hash: keep it somewhere else to detect a "
-        "rewrite of the whole chain) and exits non-zero on the first broken link."
+        "inserted, and those not linked yet as they were sealed. Prints the head (seq "
+        "and hash: keep it somewhere else to detect a rewrite of the whole chain) and "
+        "exits non-zero on the first broken link."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -22,7 +23,10 @@ class Command(BaseCommand):
             "--grace-seconds",
             type=int,
             default=60,
-            help="Ignore entries younger than this that are not linked yet.",
+            help=(
+                "Entries younger than this may still wait for the linker (their seal is "
+                "checked); an older one not linked, or with no link row, is a break."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -34,9 +38,14 @@ class Command(BaseCommand):
                 f"audit chain broken at {report.first_break} "
                 f"({report.checked} links verified before it)"
             )
+        waiting = (
+            f"; {report.unlinked} sealed entries not linked yet (seals verified)"
+            if report.unlinked
+            else ""
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"audit chain OK: {report.checked} links verified; "
-                f"head #{report.head_seq} {report.head_hash}"
+                f"head #{report.head_seq} {report.head_hash}{waiting}"
             )
         )
