@@ -225,6 +225,38 @@ def _sealed_as_written(
     return hmac.compare_digest(seal, link.seal)
 
 
+def _links_update(links: Sequence[AuditChainLink]) -> None:
+    """Write the places of linked rows: one UPDATE ... FROM (VALUES ...) on PostgreSQL.
+
+    (Django's bulk_update builds a CASE with a branch per row for every column, which
+    PostgreSQL evaluates row by row: a pass of 500 entries took ~0.5 s that way.)
+    """
+    if not links:
+        return
+    if connection.vendor != "postgresql":
+        AuditChainLink.objects.bulk_update(links, ["seq", "prev_hash", "hash"], batch_size=500)
+        return
+    table = AuditChainLink._meta.db_table
+    for start in range(0, len(links), 1000):
+        chunk = links[start : start + 1000]
+        rows = ", ".join(["(%s::bigint, %s::bigint, %s, %s)"] * len(chunk))
+        params: list[Any] = []
+        for link in chunk:
+            params += [link.entry_id, link.seq, link.prev_hash, link.hash]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'UPDATE "{table}" AS l SET seq = v.seq, prev_hash = v.prev_hash, '  # noqa: S608
+                f"hash = v.hash FROM (VALUES {rows}) AS v(entry_id, seq, prev_hash, hash) "
+                "WHERE l.entry_id = v.entry_id AND l.seq IS NULL",
+                params,
+            )
+            if cursor.rowcount != len(chunk):
+                # Only the linker holding the lock links; anything else is a bug to stop on.
+                raise RuntimeError(
+                    f"audit chain: {len(chunk) - cursor.rowcount} links changed under the linker"
+                )
+
+
 @dataclass(frozen=True)
 class LinkPass:
     linked: int
@@ -262,9 +294,7 @@ def chain_link_pending(*, batch_size: int = 2000) -> LinkPass:
                 if _sealed_as_written(link, rows.get(link.entry_id), key)
             ]
             _links_place(state, pairs, key)
-            AuditChainLink.objects.bulk_update(
-                [link for link, _ in pairs], ["seq", "prev_hash", "hash"], batch_size=500
-            )
+            _links_update([link for link, _ in pairs])
             _state_save(state)
         linked += len(pairs)
         refused += len(pending) - len(pairs)
