@@ -17,7 +17,9 @@ At the end it checks, and exits 1 unless all hold:
   * every upload got an answer with a message_id, and has exactly one row, with the
     SHA-256 of its image; every row's message_id was returned to its client; every
     answer for one upload (201, then 200 replays) names the same message_id;
-  * `manage.py verify_auditlog` exits 0;
+  * every audit entry is linked by the running workers within 10 s of the last answer
+    (deferred linking: the bound is 1 s plus one pass), and `manage.py verify_auditlog`
+    exits 0;
   * healthguard_predictions_total on /metrics equals the number of rows;
   * every worker is alive and the service is ready and analyses again;
   * every error answer was a 503 in the error shape (or a 409 for a key in flight),
@@ -397,6 +399,25 @@ def stored_rows(url: str) -> dict[str, list[str]]:
     return rows
 
 
+LINK_WAIT_S = 10.0  # far above the bound (the linker interval, 1 s, plus one pass)
+
+
+def audit_linked_within(url: str, limit_s: float = LINK_WAIT_S) -> float | None:
+    """Seconds until no audit entry waits for the workers' linker; None past `limit_s`."""
+    import psycopg
+
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM predictions_auditchainlink WHERE seq IS NULL"
+            ).fetchone()
+        if row is not None and row[0] == 0:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    return None
+
+
 def verify_auditlog(env: dict[str, str]) -> tuple[int, str]:
     result = subprocess.run(  # noqa: S603  (a fixed command)
         [sys.executable, "manage.py", "verify_auditlog", "--grace-seconds", "0"],
@@ -461,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     pg = PrivatePostgres(data=args.pg_data, port=args.pg_port).init()
     proxy: CuttableProxy | None = None
     server: LiveServer | None = None
+    linked_after: float | None = None
     try:
         if not pg.running():
             pg.start()
@@ -542,6 +564,10 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = stored_rows(direct_url)
         metric = server.metric_total("healthguard_predictions_total")
+        # Linked by the running workers (deferred linking), not by their exit pass.
+        linked_after = audit_linked_within(direct_url)
+        if linked_after is None:
+            health.append(f"audit entries still unlinked {LINK_WAIT_S:.0f} s after the load")
         server.stop()
         audit = verify_auditlog(direct_env)
         log = server.logs()
@@ -575,7 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"rows: {sum(len(v) for v in rows.values())}; uploads answered: "
         f"{sum(1 for u in tally.uploads if u.message_id)}; "
-        f"healthguard_predictions_total: {metric:.0f}; verify_auditlog exit {audit[0]}"
+        f"healthguard_predictions_total: {metric:.0f}; verify_auditlog exit {audit[0]}; "
+        f"audit entries all linked {f'{linked_after:.2f}' if linked_after is not None else '-'} s "
+        "after the last answer"
     )
     print(f"workers alive at the end: {len(pids)}; /health/ready: {readies}")
     if failures:
