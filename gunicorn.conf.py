@@ -163,8 +163,20 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def _django_loaded() -> bool:
+    """The worker loaded the service (not another WSGI app given with --app, such as the
+    bench's peers) and Django is set up."""
+    if "django.apps" not in sys.modules:
+        return False
+    from django.apps import apps
+
+    return bool(apps.ready)
+
+
 def post_worker_init(worker: Any) -> None:
     """In each worker, once Django and the app are loaded: start the audit linker."""
+    if not _django_loaded():
+        return
     from predictions.audit.linker import linker_start
 
     linker_start()
@@ -172,6 +184,8 @@ def post_worker_init(worker: Any) -> None:
 
 def worker_exit(server: Any, worker: Any) -> None:
     """In the worker, as it exits: a last linking pass, then the linker stops."""
+    if not _django_loaded():
+        return
     from predictions.audit.linker import linker_stop
 
     linker_stop()

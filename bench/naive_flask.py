@@ -43,11 +43,15 @@ INPUT = interpreter.get_input_details()[0]["index"]
 OUTPUT = interpreter.get_output_details()[0]["index"]
 
 conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
-conn.execute(
-    "CREATE TABLE IF NOT EXISTS naive_prediction (id bigserial PRIMARY KEY, "
-    "created timestamptz NOT NULL DEFAULT now(), score double precision NOT NULL, "
-    "risk text NOT NULL)"
-)
+# Two workers start at once, and CREATE TABLE IF NOT EXISTS is not safe against itself
+# (both may pass the check): one at a time, under a transaction-scoped advisory lock.
+with conn.transaction():
+    conn.execute("SELECT pg_advisory_xact_lock(724100)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS naive_prediction (id bigserial PRIMARY KEY, "
+        "created timestamptz NOT NULL DEFAULT now(), score double precision NOT NULL, "
+        "risk text NOT NULL)"
+    )
 
 app = Flask(__name__)
 

@@ -58,6 +58,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench"
 METRICS_TOKEN = "bench-metrics-token"  # noqa: S105  (a local, throwaway server)
 READY_TIMEOUT_S = 60.0
+RUN_SECRET_KEY = "bench-" + os.urandom(16).hex()
 PREDICT_COUNTER = "django_http_responses_total_by_status_view_method_total"
 
 
@@ -117,7 +118,9 @@ def server_env(database_url: str, metrics_dir: Path | None = None) -> dict[str, 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GUNICORN_"))}
     env.update(
         DJANGO_SETTINGS_MODULE="healthguard.settings",
-        SECRET_KEY="bench-" + os.urandom(16).hex(),
+        # One key for every server of the run, as a fleet shares it: the audit chain's
+        # key derives from it, and the servers write to one chain.
+        SECRET_KEY=RUN_SECRET_KEY,
         DEBUG="0",
         LOG_LEVEL="WARNING",
         LOG_FORMAT="json",
@@ -473,6 +476,14 @@ def main(argv: list[str] | None = None) -> int:
             report["restarted_workers"] = {s.name: s.restarted_workers() for s in servers}
         # What the servers logged at ERROR (a 500's traceback): the logs go with workdir.
         report["server_errors"] = {s.name: s.error_lines() for s in servers if s.error_lines()}
+        # Every server of the run wrote to one audit chain (their exit passes linked the
+        # rest): it must verify.
+        verified = subprocess.run(  # noqa: S603  (a fixed command)
+            [sys.executable, "manage.py", "verify_auditlog", "--grace-seconds", "0"],
+            cwd=PROJECT_DIR, env=server_env(database_url), capture_output=True, text=True,
+            timeout=600, check=False,
+        )
+        report["verify_auditlog"] = (verified.stdout + verified.stderr).strip()[-300:]
         if not args.no_audit_writes:
             audit_url = urlsplit(database_url)._replace(
                 path=urlsplit(database_url).path.rstrip("/") + "_audit").geturl()
@@ -781,6 +792,9 @@ def print_report(report: dict[str, Any], args: argparse.Namespace, workers: int)
         out.append(f"- upload '{workload}': {info['count']} file(s), "
                    f"{info['min_bytes']:,} to {info['max_bytes']:,} bytes")
     out.append(f"- PostgreSQL max_connections: {report.get('max_connections', '?')}")
+    if "verify_auditlog" in report:
+        out.append(f"- the run's audit chain (every server wrote to it): "
+                   f"{report['verify_auditlog']}")
     for site, version in report.get("models", {}).items():
         out.append(f"- model '{site}': {version}")
     for name, lines in report.get("server_errors", {}).items():
