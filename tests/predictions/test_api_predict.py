@@ -162,6 +162,43 @@ def test_it_refuses_a_huge_declared_body_before_reading_it(rf, settings):
         handler.handle_raw_input(None, {}, settings.MAX_UPLOAD_BYTES * 4, b"x")
 
 
+def _handler_fed(chunks: list[bytes]):
+    from predictions.uploads import LimitedMemoryUploadHandler
+
+    handler = LimitedMemoryUploadHandler()
+    handler.new_file("image", "eyelid.jpg", "image/jpeg", None)
+    start = 0
+    for chunk in chunks:
+        handler.receive_data_chunk(chunk, start)
+        start += len(chunk)
+    return handler.file_complete(start)
+
+
+def test_the_upload_handler_gives_back_the_bytes_sent_in_chunks():
+    data = os.urandom(3 * 65536 + 123)
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    uploaded = _handler_fed(chunks)
+    assert uploaded.size == len(data)
+    assert uploaded.read() == data
+
+
+def test_reading_an_upload_hands_out_its_buffer_without_copying_it():
+    uploaded = _handler_fed([b"\xff\xd8\xff" + b"\x01" * 70000, b"\x02" * 70000])
+    first = uploaded.read()
+    uploaded.seek(0)
+    # The same object twice: read() returns the joined chunks themselves, not a copy.
+    assert uploaded.read() is first
+    assert len(first) == 140003
+
+
+def test_the_upload_handler_refuses_a_stream_past_the_limit(settings):
+    from predictions.exceptions import UploadTooLarge
+
+    settings.MAX_UPLOAD_BYTES = 100_000
+    with pytest.raises(UploadTooLarge):
+        _handler_fed([b"\x00" * 65536, b"\x00" * 65536])
+
+
 @pytest.mark.parametrize(
     ("data", "name"),
     [
