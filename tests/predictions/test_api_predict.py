@@ -116,6 +116,20 @@ def test_it_replaces_an_insane_request_id(api_client, real_crop_bytes):
 def test_it_reports_server_timings(api_client, real_crop_bytes):
     response = api_client.post(URL, {"image": upload(real_crop_bytes)}, format="multipart")
     stages = {part.split(";")[0].strip() for part in response["Server-Timing"].split(",")}
+    # "commit": the request transaction's commit (AtomicUploadMiddleware), database time
+    # that would otherwise be counted as Django's.
+    assert stages == {"read_hash", "decode", "preprocess", "inference", "database", "commit"}
+
+
+def test_an_upload_with_an_idempotency_key_has_no_separate_commit_stage(
+    api_client, real_crop_bytes
+):
+    # Not wrapped in the request transaction: the service's own commit is in "database".
+    response = api_client.post(
+        URL, {"image": upload(real_crop_bytes)}, format="multipart", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
+    assert response.status_code == 201
+    stages = {part.split(";")[0].strip() for part in response["Server-Timing"].split(",")}
     assert stages == {"read_hash", "decode", "preprocess", "inference", "database"}
 
 
