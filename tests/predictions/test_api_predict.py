@@ -56,6 +56,15 @@ def test_it_analyses_a_real_masked_crop(api_client, real_crop_bytes):
     assert row.owner is None and row.owner_hash == ""
 
 
+def test_the_result_has_the_fields_of_the_serializer_in_their_order(api_client, real_crop_bytes):
+    from predictions.serializers import PredictionSerializer
+
+    response = api_client.post(URL, {"image": upload(real_crop_bytes)}, format="multipart")
+    assert list(response.json()) == PredictionSerializer.Meta.fields
+    # The serializer builds only declared fields (PredictionSerializer.get_fields).
+    assert set(PredictionSerializer.Meta.fields) <= set(PredictionSerializer._declared_fields)
+
+
 def test_the_risk_level_follows_the_score_thresholds(api_client, real_crop_bytes):
     body = api_client.post(URL, {"image": upload(real_crop_bytes)}, format="multipart").json()
     row = Prediction.objects.get(message_id=body["message_id"])
