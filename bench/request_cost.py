@@ -13,7 +13,8 @@ no socket or gunicorn is in the figures:
    bench/workloads.py from the real crops, never written to disk), the time from a
    ``wsgi.input`` stream to the upload's bytes in the view: Django's MultiPartParser
    alone, a WSGIRequest's ``FILES``, and DRF's ``request.FILES``; with a memcpy of the
-   body for scale.
+   body for scale; and from a socket, through gunicorn's own ``wsgi.input`` (its Body,
+   as a sync worker reads it), with and without healthguard/request_body.py.
 2. **The rest of a request**: ``healthguard.wsgi.application`` called with a WSGI environ
    per request. "rest" is the wall time minus the Server-Timing stages, split by a probe
    between each pair of middleware and by timers on DRF's steps (authentication,
@@ -32,9 +33,11 @@ import functools
 import io
 import os
 import pstats
+import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -114,7 +117,7 @@ def _summary(values: list[float]) -> str:
     return f"{statistics.median(ordered):8.3f} {p90:8.3f}"
 
 
-def _environ_for(body: bytes, content_type: str, **extra: str) -> dict[str, Any]:
+def _environ_for(body: bytes, content_type: str, **extra: Any) -> dict[str, Any]:
     environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": "/api/predict",
@@ -170,11 +173,38 @@ def body_to_bytes(uploads: list[Any], repeat: int) -> None:
         request = Request(WSGIRequest(_environ_for(body, ctype)), parsers=[DRFMultiPartParser()])
         return bytes(request.FILES.getlist("image")[0].read())
 
+    def over_socket(wrap: bool) -> Callable[[bytes, str], bytes]:
+        # The body as a gunicorn sync worker receives it: its Body over a socket, fed by
+        # a thread (the kernel's buffer holds less than a phone photo).
+        from gunicorn.http.body import Body, LengthReader
+        from gunicorn.http.unreader import SocketUnreader
+
+        from healthguard.request_body import body_input_for
+
+        def way(body: bytes, ctype: str) -> bytes:
+            client, server = socket.socketpair()
+            sender = threading.Thread(target=client.sendall, args=(body,))
+            sender.start()
+            try:
+                stream: Any = Body(LengthReader(SocketUnreader(server), len(body)))
+                if wrap:
+                    stream = body_input_for(stream)
+                request = WSGIRequest(_environ_for(body, ctype, **{"wsgi.input": stream}))
+                return bytes(request.FILES.getlist("image")[0].read())
+            finally:
+                sender.join()
+                client.close()
+                server.close()
+
+        return way
+
     ways = (
         ("memcpy of the body (for scale)", memcpy),
         ("MultiPartParser + upload handler", parser_only),
         ("WSGIRequest.FILES (LimitedStream)", django_request),
         ("DRF Request.FILES", drf_request),
+        ("socket: gunicorn Body -> WSGIRequest.FILES", over_socket(wrap=False)),
+        ("socket: + healthguard.request_body", over_socket(wrap=True)),
     )
     print("\n1. Body to bytes (ms: median, p90)")
     for upload in uploads:
@@ -187,7 +217,7 @@ def body_to_bytes(uploads: list[Any], repeat: int) -> None:
                 data = way(upload.body, upload.content_type)
                 times.append((time.perf_counter() - started) * 1000)
             assert len(data) >= upload.image_bytes  # the right bytes came out
-            print(f"    {label:40s} {_summary(times)}")
+            print(f"    {label:44s} {_summary(times)}")
 
 
 # --- 2. the rest of a request --------------------------------------------------------
