@@ -122,10 +122,10 @@ def prediction_create(
         # its count must be there too. (The counted duration thus excludes the commit.)
         timings.add("database", t)
         metrics.prediction_record(prediction=prediction, seconds=timings.total_ms / 1000)
-    # The database stage of Server-Timing does include the end of the block: the commit
-    # when this is the outermost transaction, else the savepoint's release (the request's
-    # own commit is then AtomicUploadMiddleware's "commit" stage). Left out, it would be
-    # counted as Django overhead ("rest").
+    # The database stage of Server-Timing does run to the end of the block (the count
+    # above, then the commit when this is the outermost transaction, else the savepoint's
+    # release; the request's own commit is then AtomicUploadMiddleware's "commit" stage).
+    # Left out, that time would be counted as Django overhead ("rest").
     timings.add("database", t)
     logger.info(
         "prediction stored",
