@@ -182,6 +182,8 @@ LOGOUT_REDIRECT_URL = "home"
 # sign-out; an anonymous browser's session (the results it checked) ends when the browser
 # closes: predictions.patients.session_remember sets that per session, so this stays off.
 SESSION_EXPIRE_AT_BROWSER_CLOSE = False
+# Django's database sessions, minus a look-up before each new session (see module).
+SESSION_ENGINE = "healthguard.sessions"
 
 # E-mail (password reset links): printed to the console unless EMAIL_HOST names an SMTP
 # server. Patients without an e-mail address cannot reset a forgotten password.

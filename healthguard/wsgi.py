@@ -4,9 +4,12 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from healthguard.request_body import body_input_wrap
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthguard.settings")
 
-application = get_wsgi_application()
+# gunicorn's request body read in Django's chunk sizes, not 1 KiB steps (see module).
+application = body_input_wrap(get_wsgi_application())
 
 from predictions.inference import registry_load  # noqa: E402  (needs Django set up)
 

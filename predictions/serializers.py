@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.utils.translation import gettext
@@ -117,6 +118,14 @@ class PredictionSerializer(serializers.ModelSerializer[Prediction]):
             "disclaimer",
         ]
         read_only_fields = fields
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # Every field is declared above, so ModelSerializer's per-instance look at the model
+        # (field info, uniqueness rules, building fields) finds nothing to add; it was a
+        # third of the cost of serialising one result. Copies of the declared fields, in
+        # Meta.fields order, as ModelSerializer would give them.
+        declared = copy.deepcopy(self._declared_fields)
+        return {name: declared[name] for name in self.Meta.fields}
 
     def get_risk_score(self, obj: Prediction) -> float:
         # Two decimals: the evaluation behind the score does not support more.

@@ -4,6 +4,13 @@ Django's default handlers spool large uploads to a temporary file; an image here
 never touch disk, so this handler replaces both defaults. It stops reading as soon as
 the running total passes MAX_UPLOAD_BYTES (and before reading anything when the
 declared Content-Length is already far past it), so no more than the limit is buffered.
+
+The chunks the parser hands over are kept as they are and joined once when the file is
+complete: one copy of the image, where a BytesIO written chunk by chunk copies each chunk
+in, re-copies the whole as it grows, and copies it all out again on `read()`. The joined
+bytes become the file's BytesIO, which shares them, so the view's `read()` returns those
+very bytes without another copy (CPython's BytesIO returns its buffer as is when a read
+asks for all of it from the start).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ class LimitedMemoryUploadHandler(FileUploadHandler):
         super().__init__(request)
         self.limit: int = settings.MAX_UPLOAD_BYTES
         self.received = 0
-        self.buffer: io.BytesIO | None = None
+        self.chunks: list[bytes] | None = None
 
     def handle_raw_input(
         self,
@@ -42,22 +49,23 @@ class LimitedMemoryUploadHandler(FileUploadHandler):
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
         self.received = 0
-        self.buffer = io.BytesIO()
+        self.chunks = []
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
-        assert self.buffer is not None
+        assert self.chunks is not None
         self.received += len(raw_data)
         if self.received > self.limit:
-            self.buffer = None
+            self.chunks = None
             raise UploadTooLarge(limit=self.limit)
-        self.buffer.write(raw_data)
+        self.chunks.append(raw_data)
         return None
 
     def file_complete(self, file_size: int) -> InMemoryUploadedFile | None:
-        assert self.buffer is not None
-        self.buffer.seek(0)
+        assert self.chunks is not None
+        data = bytes(self.chunks[0]) if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks = None
         return InMemoryUploadedFile(
-            file=self.buffer,
+            file=io.BytesIO(data),
             field_name=self.field_name,
             name=self.file_name,
             content_type=self.content_type,

@@ -56,6 +56,15 @@ def test_it_analyses_a_real_masked_crop(api_client, real_crop_bytes):
     assert row.owner is None and row.owner_hash == ""
 
 
+def test_the_result_has_the_fields_of_the_serializer_in_their_order(api_client, real_crop_bytes):
+    from predictions.serializers import PredictionSerializer
+
+    response = api_client.post(URL, {"image": upload(real_crop_bytes)}, format="multipart")
+    assert list(response.json()) == PredictionSerializer.Meta.fields
+    # The serializer builds only declared fields (PredictionSerializer.get_fields).
+    assert set(PredictionSerializer.Meta.fields) <= set(PredictionSerializer._declared_fields)
+
+
 def test_the_risk_level_follows_the_score_thresholds(api_client, real_crop_bytes):
     body = api_client.post(URL, {"image": upload(real_crop_bytes)}, format="multipart").json()
     row = Prediction.objects.get(message_id=body["message_id"])
@@ -116,6 +125,20 @@ def test_it_replaces_an_insane_request_id(api_client, real_crop_bytes):
 def test_it_reports_server_timings(api_client, real_crop_bytes):
     response = api_client.post(URL, {"image": upload(real_crop_bytes)}, format="multipart")
     stages = {part.split(";")[0].strip() for part in response["Server-Timing"].split(",")}
+    # "commit": the request transaction's commit (AtomicUploadMiddleware), database time
+    # that would otherwise be counted as Django's.
+    assert stages == {"read_hash", "decode", "preprocess", "inference", "database", "commit"}
+
+
+def test_an_upload_with_an_idempotency_key_has_no_separate_commit_stage(
+    api_client, real_crop_bytes
+):
+    # Not wrapped in the request transaction: the service's own commit is in "database".
+    response = api_client.post(
+        URL, {"image": upload(real_crop_bytes)}, format="multipart", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
+    assert response.status_code == 201
+    stages = {part.split(";")[0].strip() for part in response["Server-Timing"].split(",")}
     assert stages == {"read_hash", "decode", "preprocess", "inference", "database"}
 
 
@@ -160,6 +183,43 @@ def test_it_refuses_a_huge_declared_body_before_reading_it(rf, settings):
     handler = LimitedMemoryUploadHandler()
     with pytest.raises(UploadTooLarge):
         handler.handle_raw_input(None, {}, settings.MAX_UPLOAD_BYTES * 4, b"x")
+
+
+def _handler_fed(chunks: list[bytes]):
+    from predictions.uploads import LimitedMemoryUploadHandler
+
+    handler = LimitedMemoryUploadHandler()
+    handler.new_file("image", "eyelid.jpg", "image/jpeg", None)
+    start = 0
+    for chunk in chunks:
+        handler.receive_data_chunk(chunk, start)
+        start += len(chunk)
+    return handler.file_complete(start)
+
+
+def test_the_upload_handler_gives_back_the_bytes_sent_in_chunks():
+    data = os.urandom(3 * 65536 + 123)
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    uploaded = _handler_fed(chunks)
+    assert uploaded.size == len(data)
+    assert uploaded.read() == data
+
+
+def test_reading_an_upload_hands_out_its_buffer_without_copying_it():
+    uploaded = _handler_fed([b"\xff\xd8\xff" + b"\x01" * 70000, b"\x02" * 70000])
+    first = uploaded.read()
+    uploaded.seek(0)
+    # The same object twice: read() returns the joined chunks themselves, not a copy.
+    assert uploaded.read() is first
+    assert len(first) == 140003
+
+
+def test_the_upload_handler_refuses_a_stream_past_the_limit(settings):
+    from predictions.exceptions import UploadTooLarge
+
+    settings.MAX_UPLOAD_BYTES = 100_000
+    with pytest.raises(UploadTooLarge):
+        _handler_fed([b"\x00" * 65536, b"\x00" * 65536])
 
 
 @pytest.mark.parametrize(
