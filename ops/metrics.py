@@ -69,6 +69,14 @@ PREDICTIONS = Counter(
     "Predictions stored, by condition, body site, risk level and model version.",
     ["condition", "site", "risk_level", "model_version"],
 )
+# healthguard_predictions_total counts a prediction just before its commit (a worker
+# killed while it waits for the commit's acknowledgement has stored the row, and its count
+# is there too). A commit that then fails is counted here: stored = predictions - these.
+PREDICTION_COMMIT_FAILURES = Counter(
+    "healthguard_prediction_commit_failures",
+    "Predictions counted in healthguard_predictions_total whose commit then failed (not "
+    "stored): rows stored = healthguard_predictions_total - this.",
+)
 PREDICTION_DURATION = Histogram(
     "healthguard_prediction_duration_seconds",
     "Time to analyse one image and store the result (read, decode, model, database).",

@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import NoReverseMatch, reverse
 
 from ops import metrics
+from predictions import services
 from predictions.errors import error_of
 from predictions.exceptions import DatabaseUnavailable
 from predictions.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
@@ -60,6 +61,7 @@ class AtomicUploadMiddleware:
             or IDEMPOTENCY_KEY_HEADER in request.headers
         ):
             return self.get_response(request)
+        token = services.counted_uncommitted_reset()
         try:
             with transaction.atomic():
                 response = self.get_response(request)
@@ -68,11 +70,17 @@ class AtomicUploadMiddleware:
                 committing = time.perf_counter()
         except DatabaseError as exc:
             logger.warning("database unavailable at commit: %s", exc.__class__.__name__)
+            # The predictions counted inside were not stored after all.
+            lost = services.counted_uncommitted()
+            if lost:
+                metrics.PREDICTION_COMMIT_FAILURES.inc(lost)
             # Any failed commit (not only an outage) leaves nothing stored: a 503.
             error = DatabaseUnavailable()
             metrics.api_error_record(request, error.code)
             status, body = error_of(error)
             return JsonResponse(body, status=status)
+        finally:
+            services.counted_uncommitted_restore(token)
         timing = response.get(SERVER_TIMING_HEADER)
         if timing:
             # The commit (a WAL flush) is database time: a stage of its own, so that the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import logging
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from ml.images import check_dimensions, check_trailer, decode_image, read_header
 from ml.risk import assess_risk
@@ -40,6 +41,25 @@ class PredictionTimings:
     @property
     def total_ms(self) -> float:
         return sum(self.stages.values())
+
+
+# Predictions counted in this context (a request) whose commit is an outer transaction's:
+# AtomicUploadMiddleware counts them as commit failures when its commit fails.
+_counted_uncommitted: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "counted_uncommitted", default=0
+)
+
+
+def counted_uncommitted_reset() -> contextvars.Token[int]:
+    return _counted_uncommitted.set(0)
+
+
+def counted_uncommitted_restore(token: contextvars.Token[int]) -> None:
+    _counted_uncommitted.reset(token)
+
+
+def counted_uncommitted() -> int:
+    return _counted_uncommitted.get()
 
 
 def message_id_new() -> str:
@@ -89,39 +109,53 @@ def prediction_create(
     risk = assess_risk(output.probability, card=model.card)
 
     user = owner if owner is not None and owner.is_authenticated else None
-    # One transaction for the row and its audit entry (auditlog's post_save receiver and
-    # the hash chain join it): both are stored or neither, and the request waits for one
-    # commit (one WAL flush) instead of three.
-    with transaction.atomic():
-        prediction = Prediction.objects.create(
-            message_id=message_id_new(),
-            condition=model.card.condition,
-            site=site,
-            image_sha256=sha256,
-            risk_score=output.probability,
-            risk_level=risk.level.value,
-            confidence=risk.confidence,
-            recommendation=risk.recommendation,
-            segmentation=output.segmentation,
-            owner=user,
-            owner_hash=owner_hash_for(user.pk) if user is not None else "",
-            image_size_bytes=len(image_bytes),
-            image_width=header.width,
-            image_height=header.height,
-            processing_time_ms=round(timings.total_ms, 3),
-            model_version=output.model_version,
-            request_id=request_id,
-            hb_estimate_g_dl=output.hb_estimate_g_dl,
-            hb_interval_low_g_dl=output.hb_interval_g_dl[0],
-            hb_interval_high_g_dl=output.hb_interval_g_dl[1],
-        )
-        if in_transaction is not None:
-            in_transaction(prediction)
-        # Counted as the last step before the commit, not after it: a worker killed while
-        # it waits for the commit's acknowledgement (a WAL flush) has stored the row, and
-        # its count must be there too. (The counted duration thus excludes the commit.)
-        timings.add("database", t)
-        metrics.prediction_record(prediction=prediction, seconds=timings.total_ms / 1000)
+    # Whether the commit is this block's own (not an outer transaction's).
+    outermost = not transaction.get_connection().in_atomic_block
+    counted = False
+    try:
+        # One transaction for the row and its audit entry (auditlog's post_save receiver
+        # and the hash chain join it): both are stored or neither, and the request waits
+        # for one commit (one WAL flush) instead of three.
+        with transaction.atomic():
+            prediction = Prediction.objects.create(
+                message_id=message_id_new(),
+                condition=model.card.condition,
+                site=site,
+                image_sha256=sha256,
+                risk_score=output.probability,
+                risk_level=risk.level.value,
+                confidence=risk.confidence,
+                recommendation=risk.recommendation,
+                segmentation=output.segmentation,
+                owner=user,
+                owner_hash=owner_hash_for(user.pk) if user is not None else "",
+                image_size_bytes=len(image_bytes),
+                image_width=header.width,
+                image_height=header.height,
+                processing_time_ms=round(timings.total_ms, 3),
+                model_version=output.model_version,
+                request_id=request_id,
+                hb_estimate_g_dl=output.hb_estimate_g_dl,
+                hb_interval_low_g_dl=output.hb_interval_g_dl[0],
+                hb_interval_high_g_dl=output.hb_interval_g_dl[1],
+            )
+            if in_transaction is not None:
+                in_transaction(prediction)
+            # Counted as the last step before the commit, not after it: a worker killed
+            # while it waits for the commit's acknowledgement (a WAL flush) has stored the
+            # row, and its count must be there too; a commit that fails instead is counted
+            # below. (The counted duration thus excludes the commit.)
+            timings.add("database", t)
+            metrics.prediction_record(prediction=prediction, seconds=timings.total_ms / 1000)
+            counted = True
+    except DatabaseError:
+        # Counted, then the commit failed: nothing is stored (see
+        # metrics.PREDICTION_COMMIT_FAILURES). Nested, the outer commit is still to come.
+        if counted and outermost:
+            metrics.PREDICTION_COMMIT_FAILURES.inc()
+        raise
+    if not outermost:
+        _counted_uncommitted.set(_counted_uncommitted.get() + 1)
     # The database stage of Server-Timing does run to the end of the block (the count
     # above, then the commit when this is the outermost transaction, else the savepoint's
     # release; the request's own commit is then AtomicUploadMiddleware's "commit" stage).

@@ -20,7 +20,9 @@ At the end it checks, and exits 1 unless all hold:
   * every audit entry is linked by the running workers within 10 s of the last answer
     (deferred linking: the bound is 1 s plus one pass), and `manage.py verify_auditlog`
     exits 0;
-  * healthguard_predictions_total on /metrics equals the number of rows;
+  * healthguard_predictions_total minus healthguard_prediction_commit_failures_total on
+    /metrics equals the number of rows (a prediction is counted just before its commit;
+    a commit that then fails is counted as a failure);
   * every worker is alive and the service is ready and analyses again;
   * every error answer was a 503 in the error shape (or a 409 for a key in flight),
     never a 500 or a traceback; the gunicorn log has no "Internal Server Error".
@@ -459,7 +461,10 @@ def check(
     if audit[0] != 0:
         failures.append(f"verify_auditlog exited {audit[0]}: {audit[1][-300:]}")
     if metric != sum(len(v) for v in rows.values()):
-        failures.append(f"healthguard_predictions_total is {metric:.0f} for {len(rows)} rows")
+        failures.append(
+            f"healthguard_predictions_total - healthguard_prediction_commit_failures_total is "
+            f"{metric:.0f} for {len(rows)} rows"
+        )
     return failures
 
 
@@ -483,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     proxy: CuttableProxy | None = None
     server: LiveServer | None = None
     linked_after: float | None = None
+    counted = commit_failures = 0.0
     try:
         if not pg.running():
             pg.start()
@@ -563,7 +569,11 @@ def main(argv: list[str] | None = None) -> int:
         send_until_answered(server.port, check_upload, tally, time.monotonic() + 30)
 
         rows = stored_rows(direct_url)
-        metric = server.metric_total("healthguard_predictions_total")
+        # Counted just before each commit, and a commit that then failed is counted apart:
+        # stored = predictions - commit failures (ops/metrics.py).
+        counted = server.metric_total("healthguard_predictions_total")
+        commit_failures = server.metric_total("healthguard_prediction_commit_failures_total")
+        metric = counted - commit_failures
         # Linked by the running workers (deferred linking), not by their exit pass.
         linked_after = audit_linked_within(direct_url)
         if linked_after is None:
@@ -601,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"rows: {sum(len(v) for v in rows.values())}; uploads answered: "
         f"{sum(1 for u in tally.uploads if u.message_id)}; "
-        f"healthguard_predictions_total: {metric:.0f}; verify_auditlog exit {audit[0]}; "
+        f"healthguard_predictions_total {counted:.0f} - commit failures {commit_failures:.0f} = "
+        f"{metric:.0f}; verify_auditlog exit {audit[0]}; "
         f"audit entries all linked {f'{linked_after:.2f}' if linked_after is not None else '-'} s "
         "after the last answer"
     )
