@@ -16,7 +16,10 @@ pytestmark = pytest.mark.django_db(transaction=True)  # real commits, no test tr
 
 def predictions_counted() -> float:
     return sum(
-        s.value for s in metrics.PREDICTIONS.collect()[0].samples if s.name.endswith("_total")
+        sample.value
+        for family in metrics.PREDICTIONS.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
     )
 
 
