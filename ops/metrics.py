@@ -71,11 +71,12 @@ PREDICTIONS = Counter(
 )
 # healthguard_predictions_total counts a prediction just before its commit (a worker
 # killed while it waits for the commit's acknowledgement has stored the row, and its count
-# is there too). A commit that then fails is counted here: stored = predictions - these.
+# is there too). A commit that then fails is counted here: stored = predictions - these,
+# or more when a failed commit had stored its row and only the acknowledgement was lost.
 PREDICTION_COMMIT_FAILURES = Counter(
     "healthguard_prediction_commit_failures",
-    "Predictions counted in healthguard_predictions_total whose commit then failed (not "
-    "stored): rows stored = healthguard_predictions_total - this.",
+    "Predictions counted in healthguard_predictions_total whose commit then failed "
+    "(normally not stored; stored after all if only the acknowledgement was lost).",
 )
 PREDICTION_DURATION = Histogram(
     "healthguard_prediction_duration_seconds",

@@ -20,9 +20,10 @@ At the end it checks, and exits 1 unless all hold:
   * every audit entry is linked by the running workers within 10 s of the last answer
     (deferred linking: the bound is 1 s plus one pass), and `manage.py verify_auditlog`
     exits 0;
-  * healthguard_predictions_total minus healthguard_prediction_commit_failures_total on
-    /metrics equals the number of rows (a prediction is counted just before its commit;
-    a commit that then fails is counted as a failure);
+  * the number of rows lies between healthguard_predictions_total minus
+    healthguard_prediction_commit_failures_total and healthguard_predictions_total (a
+    prediction is counted just before its commit; a commit that then fails is counted as
+    a failure, and it stored nothing unless only its acknowledgement was lost);
   * every worker is alive and the service is ready and analyses again;
   * every error answer was a 503 in the error shape (or a 409 for a key in flight),
     never a 500 or a traceback; the gunicorn log has no "Internal Server Error".
@@ -433,7 +434,10 @@ def verify_auditlog(env: dict[str, str]) -> tuple[int, str]:
 
 
 def check(
-    tally: Tally, rows: dict[str, list[str]], metric: float, audit: tuple[int, str]
+    tally: Tally,
+    rows: dict[str, list[str]],
+    metric: tuple[float, float],
+    audit: tuple[int, str],
 ) -> list[str]:
     failures: list[str] = []
     unanswered = [u for u in tally.uploads if u.message_id is None]
@@ -460,10 +464,12 @@ def check(
         failures.append(f"{len(strangers)} rows whose message_id no client was given")
     if audit[0] != 0:
         failures.append(f"verify_auditlog exited {audit[0]}: {audit[1][-300:]}")
-    if metric != sum(len(v) for v in rows.values()):
+    counted, commit_failures = metric
+    stored = sum(len(v) for v in rows.values())
+    if not counted - commit_failures <= stored <= counted:
         failures.append(
-            f"healthguard_predictions_total - healthguard_prediction_commit_failures_total is "
-            f"{metric:.0f} for {len(rows)} rows"
+            f"{stored} rows, but healthguard_predictions_total is {counted:.0f} with "
+            f"{commit_failures:.0f} commit failures: rows must lie between the two"
         )
     return failures
 
@@ -569,11 +575,12 @@ def main(argv: list[str] | None = None) -> int:
         send_until_answered(server.port, check_upload, tally, time.monotonic() + 30)
 
         rows = stored_rows(direct_url)
-        # Counted just before each commit, and a commit that then failed is counted apart:
-        # stored = predictions - commit failures (ops/metrics.py).
+        # Counted just before each commit, and a commit that then failed is counted apart
+        # (ops/metrics.py). A failed commit usually rolled back, but one whose
+        # acknowledgement was lost (connection cut during the WAL flush) did store its
+        # row: so rows lie between predictions - commit failures and predictions.
         counted = server.metric_total("healthguard_predictions_total")
         commit_failures = server.metric_total("healthguard_prediction_commit_failures_total")
-        metric = counted - commit_failures
         # Linked by the running workers (deferred linking), not by their exit pass.
         linked_after = audit_linked_within(direct_url)
         if linked_after is None:
@@ -588,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
             proxy.stop()
         pg.close()
 
-    failures = health + check(tally, rows, metric, audit)
+    failures = health + check(tally, rows, (counted, commit_failures), audit)
     if "Internal Server Error" in log:
         failures.append("the gunicorn log has an Internal Server Error")
     statuses = Counter(s for u in tally.uploads for s in u.statuses)
@@ -611,8 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"rows: {sum(len(v) for v in rows.values())}; uploads answered: "
         f"{sum(1 for u in tally.uploads if u.message_id)}; "
-        f"healthguard_predictions_total {counted:.0f} - commit failures {commit_failures:.0f} = "
-        f"{metric:.0f}; verify_auditlog exit {audit[0]}; "
+        f"healthguard_predictions_total: {counted:.0f}, commit failures: {commit_failures:.0f}; "
+        f"verify_auditlog exit {audit[0]}; "
         f"audit entries all linked {f'{linked_after:.2f}' if linked_after is not None else '-'} s "
         "after the last answer"
     )
