@@ -20,24 +20,27 @@ import argparse
 import multiprocessing as mp
 import os
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from devtools.live import database_recreate, migrate
+from devtools.live import (
+    audit_unlinked,
+    database_recreate,
+    migrate,
+    server_env,
+    verify_auditlog,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench_audit"
-SECRET_KEY = "bench-audit-" + "k" * 40  # one key for writers, linkers and verify
 GOAL_AT_8 = 1000.0
 
 
 def cpu_count() -> int:
+    """The CPUs this process may use (CPU pinning respected)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -45,16 +48,14 @@ def cpu_count() -> int:
 
 
 def django_env(database_url: str, linking: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AUDITLOG_"))}
-    env.update(
+    """The production environment of devtools.live (one SECRET_KEY, hence one chain key,
+    for writers, linkers and verify), with the linking mode under test."""
+    return server_env(
+        database_url,
         DJANGO_SETTINGS_MODULE="healthguard.settings",
-        SECRET_KEY=SECRET_KEY,
-        DEBUG="0",
         LOG_LEVEL="WARNING",
-        DATABASE_URL=database_url,
         AUDITLOG_CHAIN_LINKING=linking,
     )
-    return env
 
 
 def _setup(env: dict[str, str]) -> None:
@@ -131,26 +132,6 @@ def linker_main(env: dict[str, str], stop: Any, out: Any) -> None:
     out.put(passes)
 
 
-def unlinked(database_url: str) -> tuple[int, float]:
-    """Entries sealed and not linked yet, and the age in seconds of the oldest."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(e.timestamp)) "
-            "FROM predictions_auditchainlink l JOIN auditlog_logentry e ON e.id = l.entry_id "
-            "WHERE l.seq IS NULL"
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), float(row[1] or 0.0)
-
-
-def verify(env: dict[str, str]) -> str:
-    result = subprocess.run(  # noqa: S603  (a fixed command)
-        [sys.executable, "manage.py", "verify_auditlog", "--grace-seconds", "0"],
-        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
-    return "OK" if result.returncode == 0 else "BROKEN: " + (result.stderr or result.stdout)[-200:]
-
-
 @dataclass
 class Run:
     linking: str
@@ -170,6 +151,11 @@ class Run:
     @property
     def rate(self) -> float:
         return self.writes / self.seconds
+
+
+def _verified(env: dict[str, str]) -> str:
+    code, output = verify_auditlog(env)
+    return "OK" if code == 0 else "BROKEN: " + output[-200:]
 
 
 def run_one(database_url: str, linking: str, writers: int, seconds: float) -> Run:
@@ -196,7 +182,7 @@ def run_one(database_url: str, linking: str, writers: int, seconds: float) -> Ru
     oldest = 0.0
     while time.monotonic() < started + seconds:
         if linking == "deferred":
-            oldest = max(oldest, unlinked(database_url)[1])
+            oldest = max(oldest, audit_unlinked(database_url)[1])
         time.sleep(0.1)
     latencies: list[float] = []
     cpu_s = 0.0
@@ -210,7 +196,7 @@ def run_one(database_url: str, linking: str, writers: int, seconds: float) -> Ru
     catch_up = 0.0
     passes: list[tuple[float, int]] = []
     if linking == "deferred":
-        while unlinked(database_url)[0] and time.monotonic() - stopped < 60:
+        while audit_unlinked(database_url)[0] and time.monotonic() - stopped < 60:
             time.sleep(0.05)
         catch_up = time.monotonic() - stopped
         stop.set()
@@ -229,7 +215,7 @@ def run_one(database_url: str, linking: str, writers: int, seconds: float) -> Ru
         p99_ms=p99,
         max_unlinked_age_s=oldest,
         catch_up_s=catch_up,
-        verify=verify(env),
+        verify=_verified(env),
         cpu_ms_per_write=cpu_s * 1000 / len(latencies) if latencies else 0.0,
         passes=len(passes),
         longest_pass_ms=max((t for t, _ in passes), default=0.0) * 1000,

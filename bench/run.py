@@ -48,11 +48,11 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from bench.audit_writes import GOAL_AT_8, Run, audit_writes
+from bench.audit_writes import GOAL_AT_8, Run, audit_writes, cpu_count
 from bench.audit_writes import table as audit_table
 from bench.loadgen import STAGES
 from bench.workloads import WORKLOADS
-from devtools.live import LiveServer, database_recreate, free_port, migrate
+from devtools.live import LiveServer, database_recreate, free_port, migrate, verify_auditlog
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench"
@@ -60,13 +60,6 @@ METRICS_TOKEN = "bench-metrics-token"  # noqa: S105  (a local, throwaway server)
 READY_TIMEOUT_S = 60.0
 RUN_SECRET_KEY = "bench-" + os.urandom(16).hex()
 PREDICT_COUNTER = "django_http_responses_total_by_status_view_method_total"
-
-
-def cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def load_average() -> str:
@@ -478,12 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         report["server_errors"] = {s.name: s.error_lines() for s in servers if s.error_lines()}
         # Every server of the run wrote to one audit chain (their exit passes linked the
         # rest): it must verify.
-        verified = subprocess.run(  # noqa: S603  (a fixed command)
-            [sys.executable, "manage.py", "verify_auditlog", "--grace-seconds", "0"],
-            cwd=PROJECT_DIR, env=server_env(database_url), capture_output=True, text=True,
-            timeout=600, check=False,
-        )
-        report["verify_auditlog"] = (verified.stdout + verified.stderr).strip()[-300:]
+        report["verify_auditlog"] = verify_auditlog(server_env(database_url))[1][-300:]
         if not args.no_audit_writes:
             audit_url = urlsplit(database_url)._replace(
                 path=urlsplit(database_url).path.rstrip("/") + "_audit").geturl()

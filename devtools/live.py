@@ -109,6 +109,46 @@ def manage(env: dict[str, str], *args: str) -> None:
         raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
 
 
+def verify_auditlog(env: dict[str, str]) -> tuple[int, str]:
+    """`manage.py verify_auditlog --grace-seconds 0` on env's database: (exit code, output)."""
+    result = subprocess.run(  # noqa: S603  (a fixed command)
+        [str(VENV_BIN / "python"), "manage.py", "verify_auditlog", "--grace-seconds", "0"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return result.returncode, (result.stdout + result.stderr).strip()
+
+
+def audit_unlinked(url: str) -> tuple[int, float]:
+    """Audit entries sealed and not linked yet on the PostgreSQL at `url`, and the age
+    in seconds of the oldest (deferred linking: predictions/audit/chain.py)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(e.timestamp)) "
+            "FROM predictions_auditchainlink l JOIN auditlog_logentry e ON e.id = l.entry_id "
+            "WHERE l.seq IS NULL"
+        ).fetchone()
+    if row is None:  # an aggregate always has a row
+        raise RuntimeError("no answer to the unlinked-entries count")
+    return int(row[0]), float(row[1] or 0.0)
+
+
+def audit_linked_within(url: str, limit_s: float) -> float | None:
+    """Seconds until no audit entry waits for a linker; None when some still do after
+    `limit_s`."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        if audit_unlinked(url)[0] == 0:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    return None
+
+
 def migrate(env: dict[str, str], *, collectstatic: bool = True) -> None:
     """Migrate, and collect static files as the image build does: with DEBUG off the
     pages (404 pages included) need the manifest that collectstatic writes."""

@@ -235,7 +235,7 @@ AUDITLOG_RETENTION_DAYS = env_int("AUDITLOG_RETENTION_DAYS", 365, minimum=1)
 # How entries join the chain (predictions/audit/chain.py). "inline": in the writer's own
 # transaction, under the chain's one lock (every write in the fleet waits for it).
 # "deferred": the writer stores the entry's seal only (one INSERT, no lock) and a linker
-# links it within AUDITLOG_CHAIN_LINK_INTERVAL seconds plus one pass; every gunicorn
+# links it within AUDITLOG_CHAIN_LINK_INTERVAL_MS plus one pass; every gunicorn
 # worker runs one (only one links at a time), so gunicorn.conf.py makes it the default
 # there. Elsewhere (runserver, manage.py commands, tests) nothing would link: inline.
 AUDITLOG_CHAIN_LINKING = env_choice("AUDITLOG_CHAIN_LINKING", "inline", ("inline", "deferred"))

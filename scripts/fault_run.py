@@ -62,7 +62,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from devtools.live import LiveServer, free_port, migrate, server_env  # noqa: E402  (sys.path)
+from devtools.live import (  # noqa: E402  (sys.path)
+    LiveServer,
+    audit_linked_within,
+    free_port,
+    migrate,
+    server_env,
+    verify_auditlog,
+)
 from devtools.multipart import image_upload  # noqa: E402
 from tests.faults.proxy import CuttableProxy  # noqa: E402
 
@@ -405,34 +412,6 @@ def stored_rows(url: str) -> dict[str, list[str]]:
 LINK_WAIT_S = 10.0  # far above the bound (the linker interval, 1 s, plus one pass)
 
 
-def audit_linked_within(url: str, limit_s: float = LINK_WAIT_S) -> float | None:
-    """Seconds until no audit entry waits for the workers' linker; None past `limit_s`."""
-    import psycopg
-
-    start = time.monotonic()
-    while time.monotonic() - start < limit_s:
-        with psycopg.connect(url) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM predictions_auditchainlink WHERE seq IS NULL"
-            ).fetchone()
-        if row is not None and row[0] == 0:
-            return time.monotonic() - start
-        time.sleep(0.05)
-    return None
-
-
-def verify_auditlog(env: dict[str, str]) -> tuple[int, str]:
-    result = subprocess.run(  # noqa: S603  (a fixed command)
-        [sys.executable, "manage.py", "verify_auditlog", "--grace-seconds", "0"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return result.returncode, (result.stdout + result.stderr).strip()
-
-
 def check(
     tally: Tally,
     rows: dict[str, list[str]],
@@ -582,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         counted = server.metric_total("healthguard_predictions_total")
         commit_failures = server.metric_total("healthguard_prediction_commit_failures_total")
         # Linked by the running workers (deferred linking), not by their exit pass.
-        linked_after = audit_linked_within(direct_url)
+        linked_after = audit_linked_within(direct_url, LINK_WAIT_S)
         if linked_after is None:
             health.append(f"audit entries still unlinked {LINK_WAIT_S:.0f} s after the load")
         server.stop()

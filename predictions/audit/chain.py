@@ -215,14 +215,12 @@ def _linker_lock() -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _sealed_as_written(
-    link: AuditChainLink, row: Mapping[str, Any] | None, key: bytes
-) -> bool:
-    """The entry is there, as sealed, with its actor or none (an account deleted)."""
-    if row is None or row["actor_id"] not in (link.actor_id, None):
-        return False
-    seal = entry_seal(row=row, actor_id=link.actor_id, key=key)
-    return hmac.compare_digest(seal, link.seal)
+def _pending_links(*, after: int, batch_size: int) -> list[AuditChainLink]:
+    """The next batch of link rows not linked yet, in entry id order (keyset-paginated)."""
+    return list(
+        AuditChainLink.objects.filter(seq__isnull=True, entry_id__gt=after)
+        .order_by("entry_id")[:batch_size]
+    )
 
 
 def _links_update(links: Sequence[AuditChainLink]) -> None:
@@ -281,17 +279,16 @@ def chain_link_pending(*, batch_size: int = 2000) -> LinkPass:
             if not _linker_lock():
                 return LinkPass(linked, refused, busy=True, oldest=oldest)
             state = chain_state_locked(key)
-            pending = list(
-                AuditChainLink.objects.filter(seq__isnull=True, entry_id__gt=after)
-                .order_by("entry_id")[:batch_size]
-            )
+            pending = _pending_links(after=after, batch_size=batch_size)
             if not pending:
                 return LinkPass(linked, refused, busy=False, oldest=oldest)
             rows = _batch_rows([link.entry_id for link in pending])
+            still_there = _actors_still_there(pending, rows)
+            # The same rule as verify's: linked only when the entry is as it was sealed.
             pairs = [
                 (link, rows[link.entry_id])
                 for link in pending
-                if _sealed_as_written(link, rows.get(link.entry_id), key)
+                if _entry_break(link, rows.get(link.entry_id), still_there, key) is None
             ]
             _links_place(state, pairs, key)
             _links_update([link for link, _ in pairs])
@@ -299,9 +296,8 @@ def chain_link_pending(*, batch_size: int = 2000) -> LinkPass:
         linked += len(pairs)
         refused += len(pending) - len(pairs)
         after = pending[-1].entry_id
-        stamps = [row["timestamp"] for _, row in pairs]
-        if stamps and (oldest is None or min(stamps) < oldest):
-            oldest = min(stamps)
+        stamps = [row["timestamp"] for _, row in pairs] + ([oldest] if oldest else [])
+        oldest = min(stamps, default=None)
         if len(pending) < batch_size:
             return LinkPass(linked, refused, busy=False, oldest=oldest)
 
@@ -318,11 +314,11 @@ def chain_backfill() -> int:
     while True:
         entries = list(_unlinked_entries()[:2000])
         if not entries:
+            chain_link_pending()  # deferred: what was just recorded (inline: nothing left)
             return total
         with transaction.atomic():
             chain_record(entries=entries)
         total += len(entries)
-        chain_link_pending()
 
 
 # --- Verifying ----------------------------------------------------------------------
@@ -479,10 +475,7 @@ def _pending_break(
     """Check the seal of every entry not linked yet; none may be older than `before`."""
     after = -1
     while True:
-        links = list(
-            AuditChainLink.objects.filter(seq__isnull=True, entry_id__gt=after)
-            .order_by("entry_id")[:batch_size]
-        )
+        links = _pending_links(after=after, batch_size=batch_size)
         if not links:
             return None
         rows = _batch_rows([link.entry_id for link in links])

@@ -7,34 +7,23 @@ written before this are computed here from the entries as they are now (the exis
 link hashes still prove that content).
 
 The seal is frozen here (a copy of `predictions.audit.chain` as it was when this
-migration was written), so this migration keeps its meaning when the live code changes.
+migration was written, over migration 0003's frozen column list), so this migration keeps
+its meaning when the live code changes.
 """
 
 import datetime as dt
 import hashlib
 import hmac
+import importlib
 import json
 
 from django.conf import settings
 from django.db import migrations, models
 
-HASHED_FIELDS = (
-    "id",
-    "timestamp",
-    "action",
-    "content_type_id",
-    "object_pk",
-    "object_id",
-    "object_repr",
-    "serialized_data",
-    "changes",
-    "changes_text",
-    "additional_data",
-    "cid",
-    "remote_addr",
-    "remote_port",
-    "actor_email",
-)
+# The hashed columns as migration 0003 froze them (a migration never changes).
+HASHED_FIELDS = importlib.import_module(
+    "predictions.migrations.0003_roles_and_audit_chain_head"
+).HASHED_FIELDS
 
 
 def entry_seal(*, row, actor_id, key):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import threading
+from collections.abc import Callable
 
 import pytest
 from auditlog.models import LogEntry
 from django.contrib.auth.models import Group, Permission
+from django.db import connections
 from django.test import Client
 
 from tests.factories import UserFactory
@@ -76,3 +79,18 @@ def browser_for(user) -> Client:
 
 def access_entries():
     return LogEntry.objects.filter(action=LogEntry.Action.ACCESS).order_by("pk")
+
+
+def db_thread(target: Callable[[], object], errors: list[BaseException]) -> threading.Thread:
+    """A thread (not started) running `target` on its own database connections, closed
+    at the end; what it raises is appended to `errors` for the test to assert on."""
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:  # pragma: no cover - reported by the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    return threading.Thread(target=run)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import itertools
-import threading
 from io import StringIO
 
 import pytest
 from auditlog.models import LogEntry
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from predictions.audit import chain
 from predictions.audit import trail as audit
 from predictions.models import AuditChainLink, AuditChainState
+from tests.audit.conftest import db_thread
 from tests.factories import PredictionFactory, UserFactory
 from tests.optional import unavailable
 
@@ -166,17 +166,7 @@ def test_concurrent_writers_append_one_after_another():
     if connection.vendor != "postgresql":
         unavailable("row locks need PostgreSQL in DATABASE_URL")
     errors: list[BaseException] = []
-
-    def writer() -> None:
-        try:
-            for _ in range(10):
-                PredictionFactory.create()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=writer) for _ in range(6)]
+    threads = [db_thread(lambda: PredictionFactory.create_batch(10), errors) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:

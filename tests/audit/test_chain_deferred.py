@@ -13,13 +13,14 @@ import pytest
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from predictions.audit import chain, linker
 from predictions.audit import trail as audit
 from predictions.models import AuditChainLink, AuditChainState
+from tests.audit.conftest import db_thread
 from tests.factories import PredictionFactory, UserFactory
 from tests.optional import unavailable
 
@@ -222,26 +223,12 @@ def test_concurrent_writers_and_two_linkers_make_one_chain_that_verifies(setting
     busy: list[bool] = []
     done = threading.Event()
 
-    def writer() -> None:
-        try:
-            for _ in range(15):
-                PredictionFactory.create()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
     def linking() -> None:
-        try:
-            while not done.is_set():
-                busy.append(chain.chain_link_pending().busy)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        while not done.is_set():
+            busy.append(chain.chain_link_pending().busy)
 
-    linkers = [threading.Thread(target=linking) for _ in range(2)]
-    writers = [threading.Thread(target=writer) for _ in range(6)]
+    linkers = [db_thread(linking, errors) for _ in range(2)]
+    writers = [db_thread(lambda: PredictionFactory.create_batch(15), errors) for _ in range(6)]
     for t in linkers + writers:
         t.start()
     for t in writers:
